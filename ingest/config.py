@@ -1,0 +1,123 @@
+"""Enclave's one settings class.
+
+Every name here is a stable interface: operators and external checks set them as environment
+variables with the ``ENCLAVE_`` prefix and ``__`` between nested sections
+(``ENCLAVE_GENERATOR__BASE_URL``). Everything Enclave writes lives under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IndexSettings(BaseModel):
+    """Vector index: Qdrant Edge in-process (default) or a Qdrant server/cluster."""
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    url: str | None = None
+    collection: str = "enclave"
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int = 128
+
+
+class EmbedderSettings(BaseModel):
+    """Sentence-transformers model; ``None`` means the packaged all-MiniLM-L6-v2."""
+
+    model_path: Path | None = None
+    batch_size: int = 64
+
+
+class ChunkSettings(BaseModel):
+    """Token budget per chunk, counted with the embedder's own tokenizer."""
+
+    max_tokens: int = Field(default=200, ge=16, le=254)
+    overlap_tokens: int = Field(default=24, ge=0, le=128)
+
+
+class GeneratorSettings(BaseModel):
+    """OpenAI-compatible generator; without ``base_url`` Enclave supervises a local llama.cpp server."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = 120.0
+    max_tokens: int = 200
+    temperature: float = 0.1
+    n_ctx: int = 2048
+
+
+class RetrievalSettings(BaseModel):
+    """How many sources reach the model, and the evidence needed to answer at all."""
+
+    k: int = Field(default=4, ge=1, le=50)
+    candidates: int = Field(default=50, ge=1, le=500)
+    min_dense_score: float = 0.30
+    snippet_chars: int = 300
+
+
+class Settings(BaseSettings):
+    """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".enclave")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    default_tenant: str = "default"
+    default_collection: str = "default"
+    ingest_workers: int = 1
+    job_max_attempts: int = 3
+    index: IndexSettings = IndexSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @model_validator(mode="after")
+    def _reject_contradictions(self) -> Settings:
+        if self.index.backend == "qdrant" and not self.index.url:
+            raise ValueError("ENCLAVE_INDEX__BACKEND=qdrant needs ENCLAVE_INDEX__URL")
+        if self.chunking.overlap_tokens >= self.chunking.max_tokens:
+            raise ValueError("ENCLAVE_CHUNKING__OVERLAP_TOKENS must be below MAX_TOKENS")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'enclave.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def generator_dir(self) -> Path:
+        return self.data_dir / "generator"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory tree (idempotent)."""
+        for path in (self.data_dir, self.index_dir, self.blob_dir, self.generator_dir, self.log_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

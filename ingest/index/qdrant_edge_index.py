@@ -1,0 +1,228 @@
+"""Qdrant Edge adapter: the Qdrant engine in-process, one shard under the data directory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from ingest.errors import ServiceUnavailable
+from ingest.index.port import (
+    AccessFilter,
+    ChunkRecord,
+    ScoredChunk,
+    SearchMode,
+    SearchResult,
+    SparseVector,
+)
+
+log = logging.getLogger(__name__)
+
+DENSE = "dense"
+SPARSE = "bm25"
+KEYWORD_FIELDS = ("document_id", "collection", "acl_groups", "acl_users", "classification")
+RRF_K = 60
+
+
+class QdrantEdgeIndex:
+    """:class:`~ingest.index.port.VectorIndex` on ``qdrant-edge-py``.
+
+    Writes are serialised by a lock (one shard, one writer); searches run concurrently.
+    """
+
+    def __init__(self, path: Path, dim: int, *, hnsw_m: int = 16, ef_construct: int = 100, hnsw_ef: int = 128) -> None:
+        self._path = path
+        self._dim = dim
+        self._hnsw = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construct, full_scan_threshold=10_000)
+        self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
+        self._shard: qe.EdgeShard | None = None
+        self._write_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if self._shard is not None:
+            return
+        self._path.mkdir(parents=True, exist_ok=True)
+        config = self._config()
+        if any(self._path.iterdir()):
+            self._shard = qe.EdgeShard.load(str(self._path), config)
+        else:
+            self._shard = qe.EdgeShard.create(str(self._path), config)
+        self._ensure_payload_indexes()
+
+    def _config(self) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self._dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            hnsw_config=self._hnsw,
+        )
+
+    def _ensure_payload_indexes(self) -> None:
+        existing = set(self.shard.info().payload_schema)
+        if "tenant" not in existing:
+            self.shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
+        for name in KEYWORD_FIELDS:
+            if name not in existing:
+                self.shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        if "version" not in existing:
+            self.shard.update(qe.UpdateOperation.create_field_index("version", qe.PayloadSchemaType.Integer))
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise ServiceUnavailable("the vector index is not open; call warm_up() first")
+        return self._shard
+
+    def flush(self) -> None:
+        with self._write_lock:
+            self.shard.flush()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            with self._write_lock:
+                self._shard.flush()
+                self._shard.close()
+            self._shard = None
+
+    def healthy(self) -> bool:
+        try:
+            self.shard.info()
+        except Exception:  # noqa: BLE001 - any engine failure means "not ready"
+            return False
+        return True
+
+    def optimize(self) -> bool:
+        """Merge segments and drop deleted points from disk (used by erasure and benchmarks)."""
+        with self._write_lock:
+            return self.shard.optimize()
+
+    # -- writes ----------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]) -> None:
+        points = [
+            qe.Point(
+                id=record.id,
+                vector={DENSE: list(map(float, vec)), SPARSE: qe.SparseVector(sp.indices, sp.values)},
+                payload=payload_of(record),
+            )
+            for record, vec, sp in zip(records, dense, sparse, strict=True)
+        ]
+        if points:
+            with self._write_lock:
+                self.shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
+        must: list[Any] = [_match("tenant", tenant), _match("document_id", document_id)]
+        must_not = [_match("version", keep_version)] if keep_version is not None else None
+        with self._write_lock:
+            self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
+
+    # -- reads -----------------------------------------------------------------------------------
+    def search(self, dense: Sequence[float], sparse: SparseVector, access: AccessFilter, limit: int, mode: SearchMode = "hybrid") -> SearchResult:
+        flt = access_filter(access)
+        dense_q = qe.Query.Nearest(list(map(float, dense)), using=DENSE)
+        sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+        top_dense = qe.QueryRequest(limit=1, query=dense_q, filter=flt, params=self._params, with_payload=False)
+        main = self._main_request(mode, dense_q, sparse_q, flt, limit)
+        ranked, best = self.shard.query_batch(qe.QueryBatchRequest([main, top_dense]))
+        best_score = best[0].score if best else None
+        return SearchResult(chunks=[_scored(p) for p in ranked], best_dense_score=best_score)
+
+    def _main_request(self, mode: SearchMode, dense_q: Any, sparse_q: Any, flt: qe.Filter, limit: int) -> qe.QueryRequest:
+        if mode == "dense":
+            return qe.QueryRequest(limit=limit, query=dense_q, filter=flt, params=self._params, with_payload=True)
+        if mode == "bm25":
+            return qe.QueryRequest(limit=limit, query=sparse_q, filter=flt, with_payload=True)
+        depth = max(limit * 4, 50)
+        prefetches = [
+            qe.Prefetch(limit=depth, query=dense_q, filter=flt, params=self._params),
+            qe.Prefetch(limit=depth, query=sparse_q, filter=flt),
+        ]
+        return qe.QueryRequest(limit=limit, query=qe.Fusion.Rrf(k=RRF_K), prefetches=prefetches, filter=flt, with_payload=True)
+
+    def count(self, access: AccessFilter) -> int:
+        return int(self.shard.count(qe.CountRequest(filter=access_filter(access), exact=True)))
+
+
+def _match(key: str, value: str | int) -> qe.FieldCondition:
+    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def _match_any(key: str, values: Sequence[str]) -> qe.FieldCondition:
+    return qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
+
+
+def access_filter(access: AccessFilter) -> qe.Filter:
+    """Translate an :class:`AccessFilter` into one Qdrant filter (tenant AND scope AND ACL)."""
+    must: list[Any] = [_match("tenant", access.tenant)]
+    if access.collections is not None:
+        must.append(_match_any("collection", access.collections))
+    if access.document_ids is not None:
+        must.append(_match_any("document_id", access.document_ids))
+    if access.classifications is not None:
+        must.append(_match_any("classification", access.classifications))
+    acl = _acl_condition(access)
+    if acl is not None:
+        must.append(acl)
+    return qe.Filter(must=must)
+
+
+def _acl_condition(access: AccessFilter) -> qe.Filter | None:
+    if access.principal_groups is None and access.principal_user is None:
+        return None
+    should: list[Any] = [
+        qe.Filter(must=[qe.FieldCondition(key="acl_groups", is_empty=True), qe.FieldCondition(key="acl_users", is_empty=True)])
+    ]
+    if access.principal_groups:
+        should.append(_match_any("acl_groups", access.principal_groups))
+    if access.principal_user:
+        should.append(_match("acl_users", access.principal_user))
+    return qe.Filter(should=should)
+
+
+def payload_of(record: ChunkRecord) -> dict[str, Any]:
+    """The payload stored beside a chunk's vectors."""
+    return {
+        "tenant": record.tenant,
+        "collection": record.collection,
+        "document_id": record.document_id,
+        "title": record.title,
+        "text": record.text,
+        "page": record.page,
+        "page_end": record.page_end,
+        "start": record.start,
+        "end": record.end,
+        "ordinal": record.ordinal,
+        "version": record.version,
+        "classification": record.classification,
+        "acl_groups": list(record.acl_groups),
+        "acl_users": list(record.acl_users),
+    }
+
+
+def record_of(point_id: object, payload: dict[str, Any]) -> ChunkRecord:
+    """Rebuild a :class:`ChunkRecord` from a stored payload."""
+    return ChunkRecord(
+        id=str(point_id),
+        tenant=payload["tenant"],
+        collection=payload["collection"],
+        document_id=payload["document_id"],
+        title=payload.get("title", ""),
+        text=payload.get("text", ""),
+        page=payload.get("page"),
+        page_end=payload.get("page_end"),
+        start=int(payload["start"]),
+        end=int(payload["end"]),
+        ordinal=int(payload.get("ordinal", 0)),
+        version=int(payload.get("version", 1)),
+        classification=payload.get("classification", "internal"),
+        acl_groups=tuple(payload.get("acl_groups") or ()),
+        acl_users=tuple(payload.get("acl_users") or ()),
+    )
+
+
+def _scored(point: qe.ScoredPoint) -> ScoredChunk:
+    return ScoredChunk(record=record_of(point.id, point.payload or {}), score=float(point.score))

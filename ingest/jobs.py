@@ -1,0 +1,93 @@
+"""Durable ingest jobs in the relational store: queued → running → done | failed.
+
+Claiming is a conditional UPDATE (``… WHERE id = ? AND status = 'queued'``): of several workers
+racing for one job exactly one sees a row count of 1, on SQLite and PostgreSQL alike. A job whose
+worker died (no heartbeat for ``stale_after``) is put back in the queue; because chunk ids are
+deterministic the rerun overwrites, never duplicates, what the dead worker wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from ingest.store.db import session_scope
+from ingest.store.models import Job, JobStatus, utcnow
+
+BACKOFF_BASE_S = 2.0
+
+
+def claim_next(engine: Engine, worker: str) -> Job | None:
+    """Atomically take the oldest runnable job, or return None when there is none."""
+    for _ in range(5):
+        with session_scope(engine) as session:
+            job = session.exec(
+                select(Job)
+                .where(Job.status == JobStatus.queued, col(Job.not_before) <= utcnow())
+                .order_by(col(Job.created_at))
+                .limit(1)
+            ).first()
+            if job is None:
+                return None
+            now = utcnow()
+            taken = session.execute(
+                update(Job)
+                .where(col(Job.id) == job.id, col(Job.status) == JobStatus.queued)
+                .values(status=JobStatus.running, worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                session.commit()
+                session.refresh(job)
+                return job
+    return None
+
+
+def heartbeat(engine: Engine, job_id: str, *, pages: int | None = None, chunks: int | None = None) -> None:
+    """Record progress and prove the worker is alive."""
+    values: dict[str, object] = {"heartbeat_at": utcnow()}
+    if pages is not None:
+        values["pages_done"] = pages
+    if chunks is not None:
+        values["chunks_done"] = chunks
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
+
+
+def finish(engine: Engine, job_id: str) -> None:
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job).where(col(Job.id) == job_id).values(status=JobStatus.done, finished_at=utcnow(), error=None, error_code=None)
+        )
+
+
+def fail(engine: Engine, job: Job, message: str, code: str, *, retryable: bool) -> bool:
+    """Mark a failed attempt; requeue with exponential backoff when retryable. Returns True if requeued."""
+    again = retryable and job.attempts < job.max_attempts
+    values: dict[str, object] = {"error": message, "error_code": code}
+    if again:
+        values |= {"status": JobStatus.queued, "not_before": utcnow() + timedelta(seconds=BACKOFF_BASE_S * 2 ** (job.attempts - 1))}
+    else:
+        values |= {"status": JobStatus.failed, "finished_at": utcnow()}
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(col(Job.id) == job.id).values(**values))
+    return again
+
+
+def requeue_stale(engine: Engine, stale_after: timedelta) -> int:
+    """Put back jobs whose worker stopped sending heartbeats (it crashed or was killed)."""
+    cutoff = utcnow() - stale_after
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.status) == JobStatus.running, col(Job.heartbeat_at) < cutoff)
+            .values(status=JobStatus.queued, worker=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def pending_count(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return len(session.exec(select(Job.id).where(col(Job.status).in_([JobStatus.queued, JobStatus.running]))).all())

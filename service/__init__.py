@@ -1,0 +1,1 @@
+"""Enclave's HTTP service: API, retrieval, generation and the command line."""

@@ -1,0 +1,49 @@
+"""The FastAPI application: routers, error envelope, offline API docs, the web page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from ingest.config import Settings, get_settings
+from service.context import AppState, build_state
+from service.errors import install_error_handlers
+from service.routes import documents, health, query
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    """Build the app; without ``state`` the lifespan builds one from ``settings`` and closes it on exit."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = state is None
+        app.state.enclave = state or await run_in_threadpool(build_state, settings or get_settings())
+        try:
+            yield
+        finally:
+            if owned:
+                await run_in_threadpool(app.state.enclave.close)
+
+    app = FastAPIOffline(title="Enclave", version="0.1.0", lifespan=lifespan,
+                         description="Self-hosted retrieval-augmented generation for regulated data.")
+    install_error_handlers(app)
+    for router in (health.router, documents.router, query.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    return app

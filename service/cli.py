@@ -1,0 +1,135 @@
+"""The ``enclave`` command line: ingest, ask, serve, status, up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from ingest.config import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Enclave: cited answers from your own documents.")
+out = Console()
+err = Console(stderr=True)
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _settings() -> Settings:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return get_settings()
+
+
+def _files(paths: list[Path], recursive: bool) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            pattern = path.rglob("*") if recursive else path.glob("*")
+            found.extend(sorted(p for p in pattern if p.is_file() and not p.name.startswith(".")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    return found
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into sub-folders")] = False,
+    collection: Annotated[str | None, typer.Option(help="collection to ingest into")] = None,
+    classification: Annotated[str, typer.Option(help="public, internal, confidential, phi or privileged")] = "internal",
+) -> None:
+    """Ingest documents with a progress bar; exits non-zero when any file failed."""
+    from ingest.runtime import build_components
+    from service.ingest_cli import ingest_files
+
+    settings = _settings()
+    files = _files(paths, recursive)
+    components = build_components(settings)
+    try:
+        results = ingest_files(components, files, collection or settings.default_collection, classification, Progress(console=err))
+    finally:
+        components.close()
+    table = Table("file", "result", "chunks", "reason")
+    for result in results:
+        table.add_row(str(result.path), result.outcome, str(result.chunks), result.reason or "")
+    out.print(table)
+    failed = sum(r.outcome == "failed" for r in results)
+    out.print(f"{len(results) - failed} ok, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def ask(question: Annotated[str, typer.Argument(help="your question")],
+        k: Annotated[int | None, typer.Option(help="sources to give the model")] = None) -> None:
+    """Answer a question from the ingested documents and print the citations."""
+    from service.auth import Principal
+    from service.context import build_state
+    from service.routes.query import answer
+    from service.schemas import QueryRequest
+
+    settings = _settings()
+    state = build_state(settings, start_worker=False)
+    try:
+        principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
+        response = answer(state, principal, QueryRequest(query=question, k=k))
+    finally:
+        state.close()
+    out.print(response.answer)
+    for c in response.citations:
+        page = f" p. {c.page}" if c.page else ""
+        flag = "" if c.cited else " (supplied, not cited)"
+        out.print(f"  [{c.marker}] {c.title}{page} chars {c.start}-{c.end}{flag}: {c.snippet[:120]!r}")
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+          port: Annotated[int | None, typer.Option(help="port to bind")] = None) -> None:
+    """Run the API and the web page."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    err.print(f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}")
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning")
+
+
+@app.command()
+def status() -> None:
+    """Documents, chunks, jobs and the components in use."""
+    from service.ingest_cli import status_table
+
+    out.print(status_table(_settings()))
+
+
+@app.command()
+def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Ingest the bundled sample documents, then serve (what the README's first command runs)."""
+    from ingest.runtime import build_components
+    from service.ingest_cli import ingest_files
+
+    settings = _settings()
+    components = build_components(settings)
+    try:
+        ingest_files(components, _files([SAMPLES], True), settings.default_collection, "internal", Progress(console=err))
+    finally:
+        components.close()
+    serve(host, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,61 @@
+"""The service's process-wide state, built once at start-up from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ingest.config import Settings
+from ingest.runtime import Components, build_components
+from ingest.worker import BackgroundWorker
+from service.generation.port import Generator
+
+log = logging.getLogger(__name__)
+
+
+def make_generator(settings: Settings) -> Generator:
+    """A configured OpenAI-compatible server (e.g. vLLM) if ``base_url`` is set, else the supervised llama.cpp."""
+    cfg = settings.generator
+    if cfg.base_url:
+        from service.generation.openai_generator import OpenAICompatibleGenerator
+
+        key = cfg.api_key.get_secret_value() if cfg.api_key else None
+        return OpenAICompatibleGenerator(cfg.base_url, cfg.model, key, cfg.timeout_s)
+    from service.generation.factory import SupervisedLlamaGenerator
+
+    return SupervisedLlamaGenerator(state_dir=settings.generator_dir, n_ctx=cfg.n_ctx)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    components: Components
+    generator: Generator
+    worker: BackgroundWorker | None
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.generator.close()
+        self.components.close()
+
+
+def build_state(
+    settings: Settings,
+    *,
+    start_worker: bool = True,
+    components: Components | None = None,
+    generator: Generator | None = None,
+) -> AppState:
+    """Warm every component; the generator starts last because it is the slowest.
+
+    Passing ``components`` or ``generator`` reuses already-warm ones (tests, benchmarks).
+    """
+    components = components or build_components(settings)
+    if generator is None:
+        generator = make_generator(settings)
+        generator.warm_up()
+    worker = BackgroundWorker(components) if start_worker else None
+    if worker is not None:
+        worker.start()
+    return AppState(settings, components, generator, worker)

@@ -1,0 +1,88 @@
+"""/v1/documents: upload (202 + job), list, show, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from ingest import documents as docs
+from ingest.errors import DocumentTooLarge, InvalidRequest
+from service.deps import PrincipalDep, StateDep
+from service.schemas import DocumentList, DocumentPublic, UploadAccepted
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+def _json_field(raw: str | None, name: str, default: Any) -> Any:
+    if raw is None or raw == "":
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{name} must be valid JSON ({exc.msg})", param=name) from exc
+
+
+def _acl(raw: str | None) -> dict[str, list[str]]:
+    acl = _json_field(raw, "acl", {"groups": [], "users": []})
+    if not isinstance(acl, dict) or set(acl) - {"groups", "users"}:
+        raise InvalidRequest('acl must look like {"groups": ["g1"], "users": ["alice"]}', param="acl")
+    if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in acl.values()):
+        raise InvalidRequest("acl groups and users must be lists of strings", param="acl")
+    return {"groups": acl.get("groups", []), "users": acl.get("users", [])}
+
+
+async def _read_limited(file: UploadFile, limit: int) -> bytes:
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(f"file exceeds the upload limit of {limit} bytes (ENCLAVE_MAX_UPLOAD_BYTES)", param="file")
+    return data
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted)
+async def upload_document(
+    state: StateDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="the document (PDF, DOCX, HTML, Markdown, text, …)")],
+    collection: Annotated[str | None, Form(max_length=128)] = None,
+    acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
+    classification: Annotated[str, Form()] = "internal",
+    metadata: Annotated[str | None, Form(description="JSON object of metadata")] = None,
+    title: Annotated[str | None, Form(max_length=512)] = None,
+) -> UploadAccepted:
+    """Store the upload and queue its ingestion; poll ``GET /v1/documents/{id}`` for progress."""
+    meta = _json_field(metadata, "metadata", {})
+    if not isinstance(meta, dict):
+        raise InvalidRequest("metadata must be a JSON object", param="metadata")
+    data = await _read_limited(file, state.settings.max_upload_bytes)
+    upload = docs.Upload(filename=file.filename or "upload", data=data, tenant=principal.tenant,
+                         collection=collection or state.settings.default_collection, title=title,
+                         classification=classification, acl=_acl(acl), metadata=meta)
+    submission = await run_in_threadpool(docs.submit, state.components, upload)
+    if state.worker is not None and submission.job is not None:
+        state.worker.notify()
+    return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
+                          status=submission.document.status, duplicate=submission.duplicate)
+
+
+@router.get("", response_model=DocumentList)
+def list_documents(
+    state: StateDep, principal: PrincipalDep, collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    found = docs.list_documents(state.components, principal.tenant, collection, limit, offset)
+    return DocumentList(documents=[DocumentPublic.of(d) for d in found], total=len(found))
+
+
+@router.get("/{document_id}", response_model=DocumentPublic)
+def get_document(state: StateDep, principal: PrincipalDep, document_id: str) -> DocumentPublic:
+    document = docs.get_document(state.components, principal.tenant, document_id)
+    return DocumentPublic.of(document, docs.latest_job(state.components, document_id))
+
+
+@router.delete("/{document_id}", response_model=DocumentPublic)
+def delete_document(state: StateDep, principal: PrincipalDep, document_id: str) -> DocumentPublic:
+    """Remove the document, its chunks (index and store), its jobs and its stored original."""
+    return DocumentPublic.of(docs.delete_document(state.components, principal.tenant, document_id))

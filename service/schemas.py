@@ -1,0 +1,111 @@
+"""Request and response models of the public API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ingest.store.models import Document, Job
+
+
+class Citation(BaseModel):
+    marker: int = Field(description="the [n] number used in the answer text")
+    document_id: str
+    title: str
+    page: int | None
+    page_end: int | None = None
+    start: int = Field(description="character offset of the chunk in the document's extracted text")
+    end: int
+    snippet: str
+    score: float
+    cited: bool = Field(description="true when the answer text cites this source; false when it was supplied but not cited")
+
+
+class QueryRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int | None = Field(default=None, ge=1, le=50)
+    collections: list[str] | None = None
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    stream: bool = False
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    found: bool
+    citations: list[Citation]
+    model: str | None = None
+    dropped_citations: int = 0
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=100)
+    collections: list[str] | None = None
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+
+
+class SearchResponse(BaseModel):
+    results: list[Citation]
+
+
+class JobPublic(BaseModel):
+    id: str
+    status: str
+    attempts: int
+    error: str | None
+    error_code: str | None
+    pages_done: int
+    chunks_done: int
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        return cls(id=job.id, status=job.status, attempts=job.attempts, error=job.error, error_code=job.error_code,
+                   pages_done=job.pages_done, chunks_done=job.chunks_done)
+
+
+class DocumentPublic(BaseModel):
+    id: str
+    title: str
+    filename: str
+    collection: str
+    status: str
+    mime: str | None
+    pages: int | None
+    chunk_count: int
+    content_hash: str
+    size_bytes: int
+    classification: str
+    acl: dict[str, list[str]]
+    metadata: dict[str, Any]
+    error: str | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+    job: JobPublic | None = None
+
+    @classmethod
+    def of(cls, doc: Document, job: Job | None = None) -> DocumentPublic:
+        return cls(id=doc.id, title=doc.title, filename=doc.filename, collection=doc.collection, status=doc.status,
+                   mime=doc.mime, pages=doc.pages, chunk_count=doc.chunk_count, content_hash=doc.content_hash,
+                   size_bytes=doc.size_bytes, classification=doc.classification, acl=doc.acl, metadata=doc.metadata_dict,
+                   error=doc.error, error_code=doc.error_code, created_at=doc.created_at, updated_at=doc.updated_at,
+                   job=JobPublic.of(job) if job else None)
+
+
+class UploadAccepted(BaseModel):
+    document_id: str
+    job_id: str | None
+    status: str
+    duplicate: bool
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentPublic]
+    total: int
+
+
+class Health(BaseModel):
+    status: str
+    components: dict[str, str] = {}

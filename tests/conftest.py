@@ -1,0 +1,64 @@
+"""Shared fixtures: real components, warmed once per test session.
+
+The embedder, the parser and the llama.cpp generator are process-wide and stateless with respect
+to a site, so they are shared; every test that writes gets its own data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from ingest.config import Settings  # noqa: E402
+from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder  # noqa: E402
+from ingest.runtime import Components, build_components  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
+DOCS = DATA / "docs"
+CUAD = DATA / "cuad"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder()
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def parser():  # type: ignore[no-untyped-def]
+    from ingest.parsing.unstructured_parser import UnstructuredParser
+
+    instance = UnstructuredParser()
+    instance.warm_up()
+    return instance
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def components(tmp_path: Path, embedder: SentenceTransformerEmbedder, parser) -> Iterator[Components]:  # type: ignore[no-untyped-def]
+    built = build_components(make_settings(tmp_path / "data"), embedder=embedder, parser=parser)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="session")
+def generator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real llama.cpp server with the packaged SmolLM2 for the whole session."""
+    from service.generation.factory import SupervisedLlamaGenerator
+
+    gen = SupervisedLlamaGenerator(state_dir=tmp_path_factory.mktemp("generator"))
+    gen.warm_up()
+    yield gen
+    gen.close()
