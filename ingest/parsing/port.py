@@ -1,0 +1,69 @@
+"""The parser port: turn an uploaded file's bytes into text with located, paged elements.
+
+Everything downstream (PII detection, chunking, citations) works on character offsets into
+``ParsedDocument.text``, so the one promise every adapter must keep is that each element is an
+exact slice of that text. Adapters live beside this module (``unstructured_parser.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Element:
+    """One structural piece of a document (a paragraph, title, table, list item...).
+
+    ``text == ParsedDocument.text[start:end]`` always holds, so a citation or a redaction
+    computed on the element can be mapped back onto the whole document without searching.
+    """
+
+    text: str
+    start: int
+    end: int
+    page: int | None  # 1-based: PDF page, PPTX slide, XLSX sheet index; None when the format has no pages
+    kind: str  # "title" | "text" | "table" | "list" | ... (unstructured's category, lowercased)
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The extracted text of one document and its elements in reading order.
+
+    ``elements`` are non-empty, ordered by ``start`` and non-overlapping. ``pages`` is 1 for
+    formats without pages. ``mime`` is detected from the content, never trusted from the name.
+    ``title`` comes from the format's own metadata (PDF title, HTML ``<title>``, first heading)
+    and is None when there is none.
+    """
+
+    text: str
+    elements: list[Element]
+    pages: int
+    mime: str
+    title: str | None
+
+
+class Parser(Protocol):
+    """Extracts text from uploaded bytes; one instance is shared by a worker for many documents.
+
+    ``warm_up`` loads heavy resources (NLP models, partitioners) once, so the first upload is not
+    slow; ``parse`` must work without it (it warms up lazily) but may then be slower.
+
+    ``parse`` detects the format from the bytes (the filename only breaks ties that content cannot,
+    such as Markdown vs. plain text) and never lets a library exception escape. It raises
+    (all from ``ingest.errors``, each message saying what the user should do):
+
+    :raises EmptyDocument: zero bytes, or no extractable text (e.g. a scanned PDF without OCR).
+    :raises UnsupportedFormat: a type Enclave does not read (binary garbage, undecodable text).
+    :raises CorruptDocument: a damaged file: invalid/truncated PDF, a zip that is not an office
+        document, a file named like an office document whose content is not one.
+    :raises EncryptedDocument: a password-protected PDF or office file.
+    """
+
+    def warm_up(self) -> None:
+        """Load heavy resources once, before the first document arrives."""
+        ...
+
+    def parse(self, data: bytes, filename: str) -> ParsedDocument:
+        """Parse one document's bytes; ``filename`` is a hint, never the source of truth."""
+        ...
