@@ -57,7 +57,7 @@ class RetrievalSettings(BaseModel):
 
     k: int = Field(default=4, ge=1, le=50)
     candidates: int = Field(default=50, ge=1, le=500)
-    min_dense_score: float = 0.30
+    min_dense_score: float = 0.22
     snippet_chars: int = 300
 
 

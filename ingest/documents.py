@@ -31,6 +31,7 @@ from ingest.store.models import Chunk, Document, DocumentStatus, Job, JobStatus,
 log = logging.getLogger(__name__)
 CHUNK_NAMESPACE = uuid.UUID("5b0c1f4e-7d1a-4f0e-9a51-6c2f3e8d9a10")
 EMBED_BATCH = 64
+HEADER_TOKENS = 40
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def _ingest(components: Components, job: Job, document: Document, on_progress: C
         raise EmptyDocument("no extractable text in this document; upload a text-bearing copy")
     heartbeat(components.engine, job.id, pages=parsed.pages)
     records = _records(document, parsed, spans)
-    _embed_and_upsert(components, job, records, on_progress)
+    header = context_header(components, records[0].title, parsed)
+    _embed_and_upsert(components, job, records, header, on_progress)
     _commit_ready(components, document, parsed, spans)
     components.index.delete_document(document.tenant, document.id, keep_version=document.version)
     return len(spans)
@@ -195,11 +197,27 @@ def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan])
     ]
 
 
-def _embed_and_upsert(components: Components, job: Job, records: list[ChunkRecord], on_progress: Callable[[int, int], None] | None) -> None:
+def context_header(components: Components, title: str, parsed: ParsedDocument) -> str:
+    """The document's title and opening words, embedded with every chunk but never stored in it.
+
+    A question usually names the document ("the affiliate agreement between Birch and Mount
+    Kowledge") and the clause ("which law governs"). With the header in every chunk's vectors
+    the naming part matches all of the document's chunks alike, so the clause part decides.
+    """
+    name = PurePath(title).stem.replace("_", " ")
+    opening = parsed.text[: parsed.elements[0].end + 400] if parsed.elements else ""
+    offsets = components.chunker.token_offsets(opening)
+    cut = offsets[HEADER_TOKENS - 1][1] if len(offsets) >= HEADER_TOKENS else len(opening)
+    return f"{name}\n{' '.join(opening[:cut].split())}"
+
+
+def _embed_and_upsert(
+    components: Components, job: Job, records: list[ChunkRecord], header: str, on_progress: Callable[[int, int], None] | None
+) -> None:
     done = 0
     for i in range(0, len(records), EMBED_BATCH):
         batch = records[i : i + EMBED_BATCH]
-        texts = [r.text for r in batch]
+        texts = [f"{header}\n{r.text}" for r in batch]
         dense = components.embedder.embed_passages(texts)
         sparse = [components.sparse.embed_passage(t) for t in texts]
         components.index.upsert(batch, dense, sparse)

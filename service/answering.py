@@ -79,10 +79,9 @@ def strip_invalid_markers(answer: str, source_count: int) -> str:
 
 
 def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: int) -> tuple[list[Citation], int]:
-    """Cited sources first (in order of use), then the other supplied sources marked ``cited=False``."""
+    """Every supplied source in rank order (= its marker), flagged ``cited`` when the answer uses it."""
     check = check_citations(answer, len(sources))
-    ordered = check.cited + [n for n in range(1, len(sources) + 1) if n not in check.cited]
-    cites = [citation(sources[n - 1], n, snippet_chars, cited=n in check.cited) for n in ordered]
+    cites = [citation(chunk, n, snippet_chars, cited=n in check.cited) for n, chunk in enumerate(sources, start=1)]
     return cites, check.dropped
 
 

@@ -20,7 +20,7 @@ class Citation(BaseModel):
     end: int
     snippet: str
     score: float
-    cited: bool = Field(description="true when the answer text cites this source; false when it was supplied but not cited")
+    cited: bool = Field(description="true when the answer text cites this source with [marker]; false when it was supplied but not cited")
 
 
 class QueryRequest(BaseModel):

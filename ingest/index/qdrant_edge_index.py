@@ -48,10 +48,18 @@ class QdrantEdgeIndex:
             return
         self._path.mkdir(parents=True, exist_ok=True)
         config = self._config()
-        if any(self._path.iterdir()):
-            self._shard = qe.EdgeShard.load(str(self._path), config)
-        else:
-            self._shard = qe.EdgeShard.create(str(self._path), config)
+        try:
+            if any(self._path.iterdir()):
+                self._shard = qe.EdgeShard.load(str(self._path), config)
+            else:
+                self._shard = qe.EdgeShard.create(str(self._path), config)
+        except Exception as exc:
+            if "WouldBlock" in str(exc):
+                raise ServiceUnavailable(
+                    f"the index at {self._path} is open in another Enclave process (is `enclave serve` running?); "
+                    "stop it, or upload through its API (POST /v1/documents)"
+                ) from exc
+            raise
         self._ensure_payload_indexes()
 
     def _config(self) -> qe.EdgeConfig:

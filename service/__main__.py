@@ -1,0 +1,5 @@
+"""``python -m service`` runs the ``enclave`` command line."""
+
+from service.cli import main
+
+main()
