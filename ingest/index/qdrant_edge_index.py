@@ -124,7 +124,7 @@ class QdrantEdgeIndex:
 
     def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
         must: list[Any] = [_match("tenant", tenant), _match("document_id", document_id)]
-        must_not = [_match("version", keep_version)] if keep_version is not None else None
+        must_not: list[Any] | None = [_match("version", keep_version)] if keep_version is not None else None
         with self._write_lock:
             self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
 
@@ -149,7 +149,8 @@ class QdrantEdgeIndex:
             qe.Prefetch(limit=depth, query=dense_q, filter=flt, params=self._params),
             qe.Prefetch(limit=depth, query=sparse_q, filter=flt),
         ]
-        return qe.QueryRequest(limit=limit, query=qe.Fusion.Rrf(k=RRF_K), prefetches=prefetches, filter=flt, with_payload=True)
+        fusion: Any = qe.Fusion.Rrf(k=RRF_K)  # the stub's query type omits Fusion's inner classes
+        return qe.QueryRequest(limit=limit, query=fusion, prefetches=prefetches, filter=flt, with_payload=True)
 
     def count(self, access: AccessFilter) -> int:
         return int(self.shard.count(qe.CountRequest(filter=access_filter(access), exact=True)))
