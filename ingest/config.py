@@ -47,15 +47,16 @@ class GeneratorSettings(BaseModel):
     model: str | None = None
     api_key: SecretStr | None = None
     timeout_s: float = 120.0
-    max_tokens: int = 200
+    max_tokens: int = 160
     temperature: float = 0.1
+    frequency_penalty: float = 0.3
     n_ctx: int = 2048
 
 
 class RetrievalSettings(BaseModel):
     """How many sources reach the model, and the evidence needed to answer at all."""
 
-    k: int = Field(default=4, ge=1, le=50)
+    k: int = Field(default=3, ge=1, le=50)
     candidates: int = Field(default=50, ge=1, le=500)
     min_dense_score: float = 0.22
     snippet_chars: int = 300

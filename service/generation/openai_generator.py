@@ -172,6 +172,8 @@ class OpenAICompatibleGenerator(Generator):
             body["stop"] = list(params.stop)
         if params.cache_salt is not None:
             body["cache_salt"] = params.cache_salt
+        if params.frequency_penalty:
+            body["frequency_penalty"] = params.frequency_penalty
         return body
 
     def _raise_for_status(self, resp: httpx.Response) -> None:

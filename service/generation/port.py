@@ -50,6 +50,7 @@ class GenerationParams:
     temperature: float = 0.1
     stop: tuple[str, ...] = ()
     cache_salt: str | None = None  # per-tenant salt for vLLM's prefix cache; sent only when set
+    frequency_penalty: float = 0.0  # discourages the loops small models fall into; sent only when non-zero
     timeout_s: float = 60.0
 
 

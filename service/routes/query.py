@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
 def _params(state: AppState, principal: Principal) -> GenerationParams:
     cfg = state.settings.generator
     return GenerationParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, timeout_s=cfg.timeout_s,
-                            cache_salt=f"tenant:{principal.tenant}")
+                            frequency_penalty=cfg.frequency_penalty, cache_salt=f"tenant:{principal.tenant}")
 
 
 def _retrieve(state: AppState, principal: Principal, req: QueryRequest) -> Retrieved:
