@@ -62,6 +62,16 @@ class RetrievalSettings(BaseModel):
     snippet_chars: int = 300
 
 
+class ObservabilitySettings(BaseModel):
+    """Metrics and traces. ``/metrics`` is on; traces are exported only when an exporter is chosen."""
+
+    metrics_enabled: bool = True
+    traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str | None = None  # http://collector:4318/v1/traces; None: OTEL_EXPORTER_OTLP_* or localhost
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    service_name: str = "enclave"
+
+
 class Settings(BaseSettings):
     """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
 
@@ -83,6 +93,9 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @model_validator(mode="after")
     def _reject_contradictions(self) -> Settings:

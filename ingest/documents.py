@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, select
 
+from ingest import telemetry
 from ingest.chunking import ChunkSpan
 from ingest.errors import DocumentTooLarge, EmptyDocument, EnclaveError, InvalidRequest, NotFound
 from ingest.index.port import ChunkRecord
@@ -131,6 +132,7 @@ def process_next(components: Components, worker: str) -> Job | None:
         return session.get(Job, job.id)
 
 
+@telemetry.traced("ingest.job")
 def process_job(components: Components, job: Job, on_progress: Callable[[int, int], None] | None = None) -> None:
     """Run one claimed job to done or failed (with retry for transient errors)."""
     with session_scope(components.engine) as session:
@@ -148,6 +150,7 @@ def process_job(components: Components, job: Job, on_progress: Callable[[int, in
         _on_failure(components, job, document, f"internal error while ingesting: {type(exc).__name__}", "internal_error", True)
     else:
         finish(components.engine, job.id)
+        telemetry.document_finished("ready", count)
         log.info("ingested document=%s chunks=%d", document.id, count)
 
 
@@ -158,9 +161,14 @@ def _set_status(document_id: str, status: DocumentStatus, **values: Any) -> Any:
 
 
 def _ingest(components: Components, job: Job, document: Document, on_progress: Callable[[int, int], None] | None) -> int:
+    telemetry.annotate(document_id=document.id, job_id=job.id, tenant=document.tenant, bytes=document.size_bytes)
     data = components.blobs.get(document.id)
-    parsed = components.parser.parse(data, document.filename)
-    spans = components.chunker.chunk(parsed)
+    with telemetry.span("ingest.parse") as parse_span:
+        parsed = components.parser.parse(data, document.filename)
+        parse_span.set_attributes({"pages": parsed.pages, "mime": parsed.mime})
+    with telemetry.span("ingest.chunk") as chunk_span:
+        spans = components.chunker.chunk(parsed)
+        chunk_span.set_attribute("chunks", len(spans))
     if not spans:
         raise EmptyDocument("no extractable text in this document; upload a text-bearing copy")
     heartbeat(components.engine, job.id, pages=parsed.pages)
@@ -218,9 +226,11 @@ def _embed_and_upsert(
     for i in range(0, len(records), EMBED_BATCH):
         batch = records[i : i + EMBED_BATCH]
         texts = [f"{header}\n{r.text}" for r in batch]
-        dense = components.embedder.embed_passages(texts)
-        sparse = [components.sparse.embed_passage(t) for t in texts]
-        components.index.upsert(batch, dense, sparse)
+        with telemetry.span("ingest.embed", chunks=len(batch)):
+            dense = components.embedder.embed_passages(texts)
+            sparse = [components.sparse.embed_passage(t) for t in texts]
+        with telemetry.span("ingest.upsert", chunks=len(batch)):
+            components.index.upsert(batch, dense, sparse)
         done += len(batch)
         heartbeat(components.engine, job.id, chunks=done)
         if on_progress is not None:
@@ -252,6 +262,8 @@ def _commit_ready(components: Components, document: Document, parsed: ParsedDocu
 def _on_failure(components: Components, job: Job, document: Document, message: str, code: str, retryable: bool) -> None:
     components.index.delete_document(document.tenant, document.id, keep_version=None if document.chunk_count == 0 else document.version - 1)
     requeued = fail(components.engine, job, message, code, retryable=retryable)
+    telemetry.annotate(error_code=code, retried=requeued)
+    telemetry.document_finished("retried" if requeued else "failed")
     if not requeued:
         with session_scope(components.engine) as session:
             session.execute(_set_status(document.id, DocumentStatus.failed, error=message, error_code=code))

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.config import Settings, get_settings
 from service.context import AppState, build_state
 from service.errors import install_error_handlers
+from service.observability import FASTAPI_TELEMETRY, install_observability
 from service.routes import documents, health, query
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             if owned:
                 await run_in_threadpool(app.state.enclave.close)
 
-    app = FastAPIOffline(title="Enclave", version="0.1.0", lifespan=lifespan,
+    app = FastAPIOffline(title="Enclave", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
                          description="Self-hosted retrieval-augmented generation for regulated data.")
     install_error_handlers(app)
+    install_observability(app, settings or (state.settings if state else get_settings()))
     for router in (health.router, documents.router, query.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

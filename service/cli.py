@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -24,8 +23,12 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def _settings() -> Settings:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return get_settings()
+    from service.observability import configure_logging, configure_tracing
+
+    settings = get_settings()
+    configure_logging(settings)
+    configure_tracing(settings)
+    return settings
 
 
 def _files(paths: list[Path], recursive: bool) -> list[Path]:
@@ -102,7 +105,8 @@ def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = No
     settings = _settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     err.print(f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}")
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning")
+    # log_config=None: uvicorn's records go through Enclave's root handler (ENCLAVE_LOG_FORMAT)
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", log_config=None)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from ingest.config import Settings
 from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
 from service.generation.port import Generator
+from service.observability import instrument
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def build_state(
     if generator is None:
         generator = make_generator(settings)
         generator.warm_up()
+    generator = instrument(generator)
     worker = BackgroundWorker(components) if start_worker else None
     if worker is not None:
         worker.start()

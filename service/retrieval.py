@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ingest.index.port import AccessFilter, ScoredChunk, SearchMode
 from ingest.runtime import Components
+from ingest.telemetry import span
 from service.schemas import Citation
 
 
@@ -17,10 +18,14 @@ class Retrieved:
 
 def retrieve(components: Components, query: str, access: AccessFilter, k: int, mode: SearchMode = "hybrid") -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query."""
-    dense = components.embedder.embed_query(query)
-    sparse = components.sparse.embed_query(query)
-    result = components.index.search(dense, sparse, access, k, mode)
-    allowed = [c for c in result.chunks if _admitted(c, access)]
+    with span("retrieve", **{"enclave.k": k, "enclave.mode": mode, "enclave.tenant": access.tenant}) as current:
+        with span("retrieve.embed_query"):
+            dense = components.embedder.embed_query(query)
+            sparse = components.sparse.embed_query(query)
+        with span("retrieve.search"):
+            result = components.index.search(dense, sparse, access, k, mode)
+        allowed = [c for c in result.chunks if _admitted(c, access)]
+        current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
     return Retrieved(allowed, result.best_dense_score)
 
 
