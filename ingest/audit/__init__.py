@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: an HMAC hash chain in the relational store."""

@@ -1,0 +1,113 @@
+"""The chain itself: canonical form, HMAC links, verification and signed checkpoints.
+
+``hash = HMAC-SHA256(audit key, canonical JSON of the record's fields || "|" || prev_hash)``.
+Verification walks the records in ``seq`` order and names the first one that is missing, does not
+link to its predecessor, or does not match its own HMAC. A checkpoint (count, head seq, head hash,
+signed with the same key) kept outside the database makes truncation of the tail detectable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ingest.store.compliance_models import AuditRecord
+
+GENESIS = "0" * 64
+UNCHAINED = ("hash", "prev_hash")
+CHECKPOINT_FORMAT = "enclave-audit-checkpoint/1"
+
+
+def canonical(values: dict[str, Any]) -> bytes:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def chained_fields(record: AuditRecord) -> dict[str, Any]:
+    return {name: value for name, value in record.model_dump().items() if name not in UNCHAINED}
+
+
+def link_mac(key: bytes, record: AuditRecord) -> str:
+    message = canonical(chained_fields(record)) + b"|" + record.prev_hash.encode("ascii")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    head_seq: int
+    head_hash: str
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Walk:
+    """State of one verification pass; ``feed`` returns a problem for the first broken record."""
+
+    def __init__(self, key: bytes, wanted: set[int]) -> None:
+        self.key = key
+        self.wanted = wanted
+        self.expected = 1
+        self.prev = GENESIS
+        self.count = 0
+        self.seen: dict[int, str] = {}
+
+    def feed(self, record: AuditRecord) -> str | None:
+        if record.seq != self.expected:
+            missing = f"records {self.expected}-{record.seq - 1} are" if record.seq - 1 > self.expected else f"record {self.expected} is"
+            return f"{missing} missing from the chain (deleted)"
+        if record.prev_hash != self.prev:
+            return f"record {record.seq} does not link to record {record.seq - 1} (a record was deleted, inserted or reordered)"
+        if not hmac.compare_digest(link_mac(self.key, record), record.hash):
+            return f"record {record.seq} does not match its HMAC (altered, or forged without the audit key)"
+        self.prev, self.expected, self.count = record.hash, self.expected + 1, self.count + 1
+        if record.seq in self.wanted:
+            self.seen[record.seq] = record.hash
+        return None
+
+
+def verify(key: bytes, records: Iterable[AuditRecord], checkpoints: Iterable[dict[str, Any]] = ()) -> Verification:
+    """Walk ``records`` (ascending ``seq``) and then hold the chain against each signed checkpoint."""
+    checkpoints = list(checkpoints)
+    walk = _Walk(key, {int(c.get("head_seq", 0)) for c in checkpoints})
+    for record in records:
+        problem = walk.feed(record)
+        if problem is not None:
+            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.expected, problem)
+    for checkpoint in checkpoints:
+        problem = _against_checkpoint(key, checkpoint, walk)
+        if problem is not None:
+            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.count + 1, problem)
+    return Verification(True, walk.count, walk.expected - 1, walk.prev)
+
+
+def _against_checkpoint(key: bytes, checkpoint: dict[str, Any], walk: _Walk) -> str | None:
+    if not verify_checkpoint_signature(key, checkpoint):
+        return "the checkpoint's signature is invalid (altered checkpoint, or made with another audit key)"
+    head_seq, head_hash = int(checkpoint["head_seq"]), str(checkpoint["head_hash"])
+    if head_seq > walk.count:
+        return (f"the chain was truncated: the checkpoint of {checkpoint['time']} covers {head_seq} records, "
+                f"the chain now has {walk.count}")
+    if head_seq and walk.seen.get(head_seq) != head_hash:
+        return f"record {head_seq} differs from the checkpoint of {checkpoint['time']} (the chain was rewritten)"
+    return None
+
+
+def make_checkpoint(key: bytes, key_id: str, head_seq: int, head_hash: str, time: str) -> dict[str, Any]:
+    """A signed statement "the chain had ``head_seq`` records ending in ``head_hash`` at ``time``"."""
+    body = {"format": CHECKPOINT_FORMAT, "count": head_seq, "head_seq": head_seq, "head_hash": head_hash,
+            "time": time, "key_id": key_id}
+    return body | {"signature": hmac.new(key, canonical(body), hashlib.sha256).hexdigest()}
+
+
+def verify_checkpoint_signature(key: bytes, checkpoint: dict[str, Any]) -> bool:
+    body = {k: v for k, v in checkpoint.items() if k != "signature"}
+    expected = hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+    return body.get("format") == CHECKPOINT_FORMAT and hmac.compare_digest(expected, str(checkpoint.get("signature", "")))

@@ -1,0 +1,1 @@
+"""PII/PHI detection and policy-driven redaction (keep, mask, pseudonymise)."""

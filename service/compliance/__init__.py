@@ -1,0 +1,1 @@
+"""The compliance core's HTTP side: audit context per request, auditor and erasure routes, answer redaction."""

@@ -1,0 +1,134 @@
+"""/v1/audit (auditors: search, verify, checkpoint) and /v1/erasure (admins: a data subject or the tenant)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from ingest.audit.trail import AuditFilter
+from ingest.erasure import ErasureReceipt, erase_subject, erase_tenant
+from ingest.errors import InvalidRequest
+from ingest.store.compliance_models import AuditRecord, iso_time
+from service.compliance.access import require_role
+from service.compliance.context import AuditDep
+from service.deps import PrincipalDep, StateDep
+
+router = APIRouter(prefix="/v1", tags=["compliance"])
+
+
+class AuditRecordPublic(BaseModel):
+    seq: int
+    time: str
+    tenant: str
+    subject: str
+    roles: list[str]
+    auth_method: str
+    action: str
+    outcome: str
+    request_id: str | None
+    client: str | None
+    document_ids: list[str]
+    chunk_ids: list[str] = Field(description="the chunks shown to the caller (sources of an answer, search results)")
+    model: str | None
+    decision: str | None
+    decision_reason: str | None
+    query: str | None = Field(default=None, description="decrypted only with include_query=true; stored encrypted")
+    query_encrypted: bool
+    latency_ms: int | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def of(cls, record: AuditRecord, query: str | None) -> AuditRecordPublic:
+        return cls(seq=record.seq, time=record.time, tenant=record.tenant, subject=record.subject,
+                   roles=json.loads(record.roles_json), auth_method=record.auth_method, action=record.action,
+                   outcome=record.outcome, request_id=record.request_id, client=record.client,
+                   document_ids=json.loads(record.document_ids_json), chunk_ids=json.loads(record.chunk_ids_json),
+                   model=record.model, decision=record.decision, decision_reason=record.decision_reason, query=query,
+                   query_encrypted=record.query_ciphertext is not None, latency_ms=record.latency_ms,
+                   detail=json.loads(record.detail_json), prev_hash=record.prev_hash, hash=record.hash)
+
+
+class AuditPage(BaseModel):
+    records: list[AuditRecordPublic]
+    limit: int
+    offset: int
+
+
+class ErasureRequest(BaseModel):
+    subject_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                   description="erase every document whose metadata names this data subject")
+    tenant: str | None = Field(default=None, min_length=1, max_length=128, description="erase the caller's whole tenant")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ErasureRequest:
+        if (self.subject_id is None) == (self.tenant is None):
+            raise ValueError("give exactly one of subject_id or tenant")
+        return self
+
+
+def _iso(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z", param=name) from exc
+    return iso_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@router.get("/audit", response_model=AuditPage)
+def search_audit(
+    state: StateDep, principal: PrincipalDep, audit: AuditDep,
+    actor: Annotated[str | None, Query(max_length=256, description="the subject who acted")] = None,
+    document: Annotated[str | None, Query(max_length=64, description="records touching this document id")] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", description="ISO-8601, inclusive")] = None,
+    to: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
+    include_query: Annotated[bool, Query(description="decrypt the stored query text (itself audited)")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> AuditPage:
+    """The caller's tenant's audit records, oldest first (auditor role). Reading the trail is audited too."""
+    require_role(principal, "auditor")
+    trail = state.components.compliance.audit
+    flt = AuditFilter(principal.tenant, actor, document, action, _iso(from_, "from"), _iso(to, "to"), limit, offset)
+    records = trail.search(flt)
+    audit.record("audit.read", detail={"actor": actor, "document": document, "action": action, "from": flt.since,
+                                       "to": flt.until, "returned": len(records), "include_query": include_query})
+    return AuditPage(records=[AuditRecordPublic.of(r, trail.reveal_query(r) if include_query else None) for r in records],
+                     limit=limit, offset=offset)
+
+
+@router.get("/audit/verify")
+def verify_audit(state: StateDep, principal: PrincipalDep, audit: AuditDep) -> dict[str, Any]:
+    """Walk the whole chain now; names the first broken record (auditor role)."""
+    require_role(principal, "auditor")
+    result = state.components.compliance.audit.verify()
+    audit.record("audit.verified", "ok" if result.ok else "broken", detail={"first_broken_seq": result.first_broken_seq})
+    return result.as_dict()
+
+
+@router.get("/audit/checkpoint")
+def audit_checkpoint(state: StateDep, principal: PrincipalDep, audit: AuditDep) -> dict[str, Any]:
+    """A signed (count, head hash) checkpoint to store outside Enclave (auditor role)."""
+    require_role(principal, "auditor")
+    audit.record("audit.checkpoint")
+    return state.components.compliance.audit.checkpoint()
+
+
+@router.post("/erasure", response_model=ErasureReceipt)
+async def erasure(state: StateDep, principal: PrincipalDep, audit: AuditDep, req: ErasureRequest) -> ErasureReceipt:
+    """Erase a data subject's documents, or the caller's whole tenant (admin role); returns the receipt."""
+    require_role(principal, "admin")
+    if req.tenant is not None and req.tenant != principal.tenant:
+        raise InvalidRequest("you can erase only your own tenant; sign in as an admin of that tenant", param="tenant")
+    with audit.failures("erasure.tenant" if req.tenant else "erasure.subject"):
+        if req.subject_id is not None:
+            return await run_in_threadpool(erase_subject, state.components, audit.actor, req.subject_id)
+        return await run_in_threadpool(erase_tenant, state.components, audit.actor)
