@@ -19,7 +19,10 @@ from service.observability.metrics import CONTENT_TYPE_LATEST, refresh_queue_dep
 from service.observability.middleware import ObservabilityMiddleware
 from service.observability.tracing import configure_tracing
 
-__all__ = ["FASTAPI_TELEMETRY", "configure_logging", "configure_tracing", "current_request_id", "install_observability", "instrument"]
+__all__ = [
+    "FASTAPI_TELEMETRY", "configure_logging", "configure_tracing", "current_request_id", "install_observability",
+    "instrument",
+]
 
 
 # FastAPI's own OpenTelemetry layer is off: its log records carry validation inputs (query text) and

@@ -56,9 +56,16 @@ def test_latency_histogram_is_labelled_by_route_template_never_by_raw_path(clien
 
 def test_metrics_lists_every_operational_family(client: TestClient) -> None:
     text = client.get("/metrics").text
-    for family in ("enclave_http_request_duration_seconds", "enclave_ingest_documents_total", "enclave_ingest_chunks_total",
-                   "enclave_generator_duration_seconds", "enclave_generator_completion_tokens_total",
-                   "enclave_audit_write_failures_total", "enclave_ingest_queue_depth", "enclave_stage_duration_seconds"):
+    for family in (
+        "enclave_http_request_duration_seconds",
+        "enclave_ingest_documents_total",
+        "enclave_ingest_chunks_total",
+        "enclave_generator_duration_seconds",
+        "enclave_generator_completion_tokens_total",
+        "enclave_audit_write_failures_total",
+        "enclave_ingest_queue_depth",
+        "enclave_stage_duration_seconds",
+    ):
         assert f"# TYPE {family.removesuffix('_total')}" in text, family
 
 
@@ -105,7 +112,9 @@ def test_json_log_lines_of_a_request_share_its_id(json_log: io.StringIO, client:
     # The test client's own httpx record is the caller's, not the service's.
     lines = [json.loads(line) for line in json_log.getvalue().splitlines() if '"logger": "httpx' not in line]
     access = [line for line in lines if line["logger"] == "service.access"]
-    assert access and access[-1]["message"].startswith("http.request method=GET route=/v1/documents/{document_id} status=503")
+    assert access and access[-1]["message"].startswith(
+        "http.request method=GET route=/v1/documents/{document_id} status=503"
+    )
     assert all(line["request_id"] == "rid-route-1" for line in lines)
 
 
@@ -159,6 +168,13 @@ shutdown_tracing()
 @pytest.mark.parametrize("exporter", ["none", "console"])
 def test_console_exporter_is_chosen_by_settings(exporter: str, tmp_path: Path) -> None:
     env = {**os.environ, "ENCLAVE_OBSERVABILITY__TRACES_EXPORTER": exporter}
-    run = subprocess.run([sys.executable, "-c", CONSOLE_PROBE.format(data=str(tmp_path / "data"))], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", CONSOLE_PROBE.format(data=str(tmp_path / "data"))],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert ('"name": "GET /healthz"' in run.stdout) is (exporter == "console"), run.stdout[-2000:]

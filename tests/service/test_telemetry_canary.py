@@ -14,7 +14,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -55,7 +54,9 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     level = root.level
-    handler = configure_logging(make_settings(tmp_path_factory.mktemp("logs"), log_format="json", log_level="DEBUG"), stream)
+    handler = configure_logging(
+        make_settings(tmp_path_factory.mktemp("logs"), log_format="json", log_level="DEBUG"), stream
+    )
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
@@ -75,7 +76,9 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
 @pytest.fixture(scope="module")
 def exercised(client: TestClient) -> dict[str, str]:
     """Upload, ingest, answer (plain and streamed), search, show; returns ids seen on the way."""
-    upload = client.post("/v1/documents", files={"file": ("msa.txt", DOCUMENT.encode())}, headers={"X-Request-ID": "rid-upload"})
+    upload = client.post(
+        "/v1/documents", files={"file": ("msa.txt", DOCUMENT.encode())}, headers={"X-Request-ID": "rid-upload"}
+    )
     assert upload.status_code == 202, upload.text
     document_id = upload.json()["document_id"]
     deadline = time.monotonic() + 120
@@ -116,12 +119,24 @@ def test_no_canary_in_spans_and_the_pipeline_is_traced(spans: InMemorySpanExport
         text = _span_text(span)
         assert DOC_CANARY not in text and QUERY_CANARY not in text, span.name
     names = {span.name for span in finished}
-    for stage in ("ingest.job", "ingest.parse", "ingest.chunk", "ingest.embed", "ingest.upsert",
-                  "POST /v1/query", "retrieve", "retrieve.embed_query", "retrieve.search", "generate"):
+    for stage in (
+        "ingest.job",
+        "ingest.parse",
+        "ingest.chunk",
+        "ingest.embed",
+        "ingest.upsert",
+        "POST /v1/query",
+        "retrieve",
+        "retrieve.embed_query",
+        "retrieve.search",
+        "generate",
+    ):
         assert stage in names, stage
     job = next(s for s in finished if s.name == "ingest.job")
     assert job.attributes and job.attributes["document_id"] == exercised["document_id"]
-    query = next(s for s in finished if s.name == "POST /v1/query" and s.attributes["enclave.request_id"] == "rid-query")
+    query = next(
+        s for s in finished if s.name == "POST /v1/query" and s.attributes["enclave.request_id"] == "rid-query"
+    )
     children = {s.name for s in finished if s.context.trace_id == query.context.trace_id}
     assert {"retrieve", "retrieve.search", "generate"} <= children
 
