@@ -107,13 +107,13 @@ def test_json_logs_carry_the_request_id_and_extra_fields(json_log: io.StringIO) 
 
 
 def test_json_log_lines_of_a_request_share_its_id(json_log: io.StringIO, client: TestClient) -> None:
-    response = client.get("/v1/documents/does-not-exist", headers={"X-Request-ID": "rid-route-1"})
-    assert response.status_code == 503 and response.headers["x-request-id"] == "rid-route-1"
+    response = client.get("/healthz", headers={"X-Request-ID": "rid-route-1"})
+    assert response.status_code == 200 and response.headers["x-request-id"] == "rid-route-1"
     # The test client's own httpx record is the caller's, not the service's.
     lines = [json.loads(line) for line in json_log.getvalue().splitlines() if '"logger": "httpx' not in line]
     access = [line for line in lines if line["logger"] == "service.access"]
     assert access and access[-1]["message"].startswith(
-        "http.request method=GET route=/v1/documents/{document_id} status=503"
+        "http.request method=GET route=/healthz status=200"
     )
     assert all(line["request_id"] == "rid-route-1" for line in lines)
 
