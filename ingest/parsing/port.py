@@ -24,6 +24,15 @@ class Element:
     end: int
     page: int | None  # 1-based: PDF page, PPTX slide, XLSX sheet index; None when the format has no pages
     kind: str  # "title" | "text" | "table" | "list" | ... (unstructured's category, lowercased)
+    ocr: bool = False  # read by OCR from a page image, so citations can warn that characters may be misread
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried inside a document (an e-mail attachment), ingested as a child document."""
+
+    filename: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -32,8 +41,9 @@ class ParsedDocument:
 
     ``elements`` are non-empty, ordered by ``start`` and non-overlapping. ``pages`` is 1 for
     formats without pages. ``mime`` is detected from the content, never trusted from the name.
-    ``title`` comes from the format's own metadata (PDF title, HTML ``<title>``, first heading)
-    and is None when there is none.
+    ``title`` comes from the format's own metadata (PDF title, HTML ``<title>``, e-mail subject,
+    first heading) and is None when there is none. ``attachments`` are files the document
+    carries (e-mail attachments); the caller ingests each as a child document.
     """
 
     text: str
@@ -41,6 +51,12 @@ class ParsedDocument:
     pages: int
     mime: str
     title: str | None
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def ocr_pages(self) -> int:
+        """How many pages were read by OCR (0 for a document with a text layer throughout)."""
+        return len({e.page for e in self.elements if e.ocr})
 
 
 class Parser(Protocol):
@@ -53,7 +69,8 @@ class Parser(Protocol):
     such as Markdown vs. plain text) and never lets a library exception escape. It raises
     (all from ``ingest.errors``, each message saying what the user should do):
 
-    :raises EmptyDocument: zero bytes, or no extractable text (e.g. a scanned PDF without OCR).
+    :raises EmptyDocument: zero bytes, or no extractable text (even after OCR of image-only pages).
+    :raises OcrUnavailable: a page needs OCR and this server has no Tesseract installed.
     :raises UnsupportedFormat: a type Enclave does not read (binary garbage, undecodable text).
     :raises CorruptDocument: a damaged file: invalid/truncated PDF, a zip that is not an office
         document, a file named like an office document whose content is not one.

@@ -11,7 +11,11 @@ import io
 import zipfile
 from pathlib import PurePath
 
-from ingest.errors import CorruptDocument, EmptyDocument, EncryptedDocument, UnsupportedFormat
+from ingest.errors import CorruptDocument, DecompressionBomb, EmptyDocument, EncryptedDocument, UnsupportedFormat
+from ingest.parsing.emails import EML as EML
+from ingest.parsing.emails import looks_like_email
+from ingest.parsing.tabular import CSV as CSV
+from ingest.parsing.tabular import looks_like_csv
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -21,7 +25,7 @@ HTML = "text/html"
 TEXT = "text/plain"
 MARKDOWN = "text/markdown"
 
-SUPPORTED = "PDF, DOCX, PPTX, XLSX, HTML, Markdown or UTF-8 plain text"
+SUPPORTED = "PDF, DOCX, PPTX, XLSX, HTML, e-mail (.eml), CSV, Markdown or UTF-8 plain text"
 PASSWORD_PROTECTED = "password-protected, provide the password or an unencrypted copy"
 
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -31,6 +35,12 @@ _OFFICE_PARTS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/wo
 _CLAIMED_BINARY = {".pdf": "PDF", ".docx": "DOCX", ".pptx": "PPTX", ".xlsx": "XLSX"}
 _MARKDOWN_SUFFIXES = {".md", ".markdown"}
 _SNIFF_WINDOW = 1024
+# Real office documents expand a few times to a few dozen times; a zip bomb by thousands. The
+# declared sizes are what zipfile will ever inflate (it stops at them), so checking them suffices.
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+MAX_ZIP_RATIO = 100
+_RATIO_CHECK_ABOVE = 16 * 1024 * 1024  # small parts compress extremely well and are harmless
+MAX_ZIP_ENTRIES = 10_000
 
 
 def sniff_mime(data: bytes, filename: str) -> str:
@@ -53,9 +63,13 @@ def sniff_mime(data: bytes, filename: str) -> str:
         return _reject_ole2(data)
     if _looks_like_html(head):
         return HTML
+    if looks_like_email(data):
+        return EML  # before UTF-8 decoding: a message declares its own charsets
     _reject_claimed_binary(filename)
-    decode_text(data)
-    return MARKDOWN if _suffix(filename) in _MARKDOWN_SUFFIXES else TEXT
+    text = decode_text(data)
+    if _suffix(filename) in _MARKDOWN_SUFFIXES:
+        return MARKDOWN
+    return CSV if looks_like_csv(text, filename) else TEXT
 
 
 def decode_text(data: bytes) -> str:
@@ -82,11 +96,13 @@ def _sniff_zip(data: bytes, filename: str) -> str:
     """Tell DOCX, PPTX and XLSX apart by the part each one must contain."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
+            entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CorruptDocument(
             "the file is a damaged or truncated zip/office archive; re-export or re-upload it"
         ) from exc
+    _reject_bomb(entries, len(data))
+    names = {entry.filename for entry in entries}
     for part, mime in _OFFICE_PARTS.items():
         if part in names:
             return mime
@@ -96,6 +112,22 @@ def _sniff_zip(data: bytes, filename: str) -> str:
             "re-export it from the office application"
         )
     raise UnsupportedFormat(f"zip archives are not supported; upload the documents inside it ({SUPPORTED})")
+
+
+def _reject_bomb(entries: list[zipfile.ZipInfo], size: int) -> None:
+    """Refuse archives that would inflate to far more than any real office document.
+
+    :raises DecompressionBomb: too many parts, too many bytes, or an implausible ratio.
+    """
+    unzipped = sum(entry.file_size for entry in entries)
+    ratio = unzipped / max(size, 1)
+    too_big = unzipped > MAX_UNZIPPED_BYTES or len(entries) > MAX_ZIP_ENTRIES
+    if too_big or (unzipped > _RATIO_CHECK_ABOVE and ratio > MAX_ZIP_RATIO):
+        raise DecompressionBomb(
+            f"the archive would expand from {size:,} to {unzipped:,} bytes ({ratio:,.0f}:1, {len(entries):,} parts), "
+            f"beyond the safety limits ({MAX_UNZIPPED_BYTES:,} bytes, {MAX_ZIP_RATIO}:1); it looks like a "
+            "decompression bomb and was not opened. Re-save the document from its application and upload that copy"
+        )
 
 
 def _reject_ole2(data: bytes) -> str:

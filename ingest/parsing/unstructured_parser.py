@@ -1,13 +1,13 @@
-"""Parser adapter backed by ``unstructured`` (PDF, DOCX, PPTX, XLSX, HTML) plus exact plain text.
+"""Parser adapter backed by ``unstructured`` (PDF, DOCX, PPTX, XLSX, HTML) plus exact text formats.
 
-Plain text and Markdown never go through ``unstructured``: citations and evaluation spans are
-``str`` offsets into the uploaded file, so ``ParsedDocument.text`` must be the file itself, and
-paragraphs are located in it rather than re-extracted. Every other format becomes the texts of
-``unstructured``'s elements joined by a blank line, with each element's offsets recorded.
+Plain text, Markdown and CSV never go through ``unstructured``: their text is the file itself
+(``ingest.parsing.text``). E-mail is split by the standard library (``ingest.parsing.emails``),
+its HTML-only bodies by ``unstructured``. Every other format becomes the texts of
+``unstructured``'s elements joined by a blank line (table rows by a newline, one element per
+row), with each element's offsets recorded.
 
-PDFs use the "fast" strategy (the text layer only); a PDF without one is an ``EmptyDocument``
-until OCR arrives. pypdf checks encryption and integrity first, because ``unstructured`` silently
-returns nothing for a password-protected or broken PDF instead of failing.
+PDFs use the "fast" strategy (the text layer); pages without one are rendered and read by
+Tesseract (``ingest.parsing.ocr``), page by page, and their elements are marked ``ocr``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ import importlib.util
 import io
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, BinaryIO, Protocol
 
-from ingest.errors import CorruptDocument, EmptyDocument, EnclaveError, EncryptedDocument, IngestError
+from ingest.errors import CorruptDocument, EmptyDocument, EnclaveError, IngestError
 from ingest.parsing import sniff
+from ingest.parsing.emails import parse_email
+from ingest.parsing.pdf import EMPTY_PDF, Piece, inspect_pdf, meaningful_title, with_ocr
 from ingest.parsing.port import Element, ParsedDocument
+from ingest.parsing.tabular import html_table_rows
+from ingest.parsing.text import parse_csv, parse_text
 
 # unstructured phones home (Scarf analytics) and prints an advert unless told not to; set before
 # it is imported anywhere in the process. Nothing may be downloaded at run time.
@@ -31,6 +35,7 @@ for _name in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "HF_HUB_OFFLINE", "UNSTRUCTU
     os.environ.setdefault(_name, "1")
 
 SEPARATOR = "\n\n"
+ROW_SEPARATOR = "\n"
 _PAGED = {sniff.PDF, sniff.PPTX, sniff.XLSX}  # formats whose page_number means something stable
 _KINDS = {
     "Title": "title",
@@ -40,12 +45,15 @@ _KINDS = {
     "ListItem": "list",
     "Table": "table",
 }
-_LABELS = {sniff.PDF: "PDF", sniff.DOCX: "DOCX", sniff.PPTX: "PPTX", sniff.XLSX: "XLSX", sniff.HTML: "HTML"}
-_MD_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
-_MD_FENCE = re.compile(r" {0,3}(?:```|~~~)")
+_LABELS = {
+    sniff.PDF: "PDF",
+    sniff.DOCX: "DOCX",
+    sniff.PPTX: "PPTX",
+    sniff.XLSX: "XLSX",
+    sniff.HTML: "HTML",
+    sniff.EML: "e-mail",
+}
 _HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_PLACEHOLDER_TITLES = {"untitled", "blank", "powerpoint presentation", "document", "title"}
-_FILE_NAME = re.compile(r".+\.(?:pdf|docx?|pptx?|xlsx?|rtf|txt|indd|tiff?|jpe?g|png)$", re.IGNORECASE)
 
 
 class _LibElement(Protocol):
@@ -64,17 +72,15 @@ class _LibElement(Protocol):
 Partitioner = Callable[[BinaryIO], Sequence[_LibElement]]
 
 
-@dataclass(frozen=True)
-class _PdfInfo:
-    pages: int
-    title: str | None
-
-
 class UnstructuredParser:
-    """The default ``Parser``: ``unstructured`` for rich formats, exact decoding for text."""
+    """The default ``Parser``: ``unstructured`` for rich formats, exact decoding for text.
 
-    def __init__(self) -> None:
+    ``ocr_workers`` caps the Tesseract processes run at once for one document (default: one per core).
+    """
+
+    def __init__(self, ocr_workers: int | None = None) -> None:
         self._partitioners: dict[str, Partitioner] | None = None
+        self._ocr_workers = ocr_workers
 
     def warm_up(self) -> None:
         """Import the partitioners and load spaCy once, so the first upload is not slow.
@@ -88,12 +94,45 @@ class UnstructuredParser:
         mime = sniff.sniff_mime(data, filename)
         if mime in (sniff.TEXT, sniff.MARKDOWN):
             return parse_text(sniff.decode_text(data), mime)
-        pdf = None
+        if mime == sniff.CSV:
+            return parse_csv(sniff.decode_text(data))
+        if mime == sniff.EML:
+            return self._parse_email(data)
         if mime == sniff.PDF:
-            data = data[data.index(b"%PDF-") :]  # junk before the header shifts pdfminer's xref offsets
-            pdf = _inspect_pdf(data)
-        found = _partition(self._ready_partitioners()[mime], data, mime)
-        return _assemble(found, mime, pdf, _html_title(data) if mime == sniff.HTML else None)
+            return self._parse_pdf(data[data.index(b"%PDF-") :])  # junk before the header shifts xref offsets
+        pieces = _pieces(self._partition(data, mime), mime)
+        title = _html_title(data) if mime == sniff.HTML else None
+        return assemble(pieces, mime, _page_count(pieces, 1 if mime in _PAGED else None), title)
+
+    def _parse_pdf(self, data: bytes) -> ParsedDocument:
+        info = inspect_pdf(data)
+        pieces = with_ocr(data, _pieces(self._partition(data, sniff.PDF), sniff.PDF), self._ocr_workers)
+        return assemble(pieces, sniff.PDF, _page_count(pieces, info.pages), info.title)
+
+    def _parse_email(self, data: bytes) -> ParsedDocument:
+        blocks, subject, attachments = parse_email(data, self._html_blocks)
+        pieces = [Piece(text, kind, None) for text, kind in blocks]
+        return replace(assemble(pieces, sniff.EML, 1, subject), attachments=tuple(attachments))
+
+    def _html_blocks(self, markup: str) -> list[tuple[str, str]]:
+        """An HTML e-mail body as ``(text, kind)`` blocks (an empty body gives none)."""
+        if not markup.strip():
+            return []
+        found = self._partition(markup.encode("utf-8"), sniff.HTML)
+        return [(piece.text, piece.kind) for piece in _pieces(found, sniff.HTML)]
+
+    def _partition(self, data: bytes, mime: str) -> Sequence[_LibElement]:
+        """Run one partitioner, turning any library failure into a message the uploader can act on."""
+        partitioner = self._ready_partitioners()[mime]
+        try:
+            return partitioner(io.BytesIO(data))
+        except IngestError:
+            raise
+        except Exception as exc:  # third-party parsers raise anything; re-raised as a domain error
+            raise CorruptDocument(
+                f"the {_LABELS[mime]} file could not be read ({type(exc).__name__}); it may be damaged, "
+                "re-export it or upload the original"
+            ) from exc
 
     def _ready_partitioners(self) -> dict[str, Partitioner]:
         """Load once; ``unstructured`` would otherwise try to download the spaCy model from GitHub
@@ -127,69 +166,49 @@ def _load_partitioners() -> dict[str, Partitioner]:
     }
 
 
-def _partition(partitioner: Partitioner, data: bytes, mime: str) -> Sequence[_LibElement]:
-    """Run one partitioner, turning any library failure into a message the uploader can act on."""
-    try:
-        return partitioner(io.BytesIO(data))
-    except IngestError:
-        raise
-    except Exception as exc:  # third-party parsers raise anything; re-raised as a domain error
-        raise CorruptDocument(
-            f"the {_LABELS[mime]} file could not be read ({type(exc).__name__}); it may be damaged, "
-            "re-export it or upload the original"
-        ) from exc
-
-
-def _inspect_pdf(data: bytes) -> _PdfInfo:
-    """Check a PDF opens and is not password-protected, and read its page count and title.
-
-    :raises CorruptDocument: pypdf cannot read the structure (invalid or truncated file).
-    :raises EncryptedDocument: a user password is required (an empty one is tried first).
-    """
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        locked = reader.is_encrypted and not reader.decrypt("")
-        info = None if locked else _PdfInfo(len(reader.pages), _meaningful_title(_pdf_title(reader)))
-    except Exception as exc:  # pypdf raises many unrelated types on damaged files
-        raise CorruptDocument(
-            "the PDF is damaged or truncated and cannot be read; re-export it or upload the original"
-        ) from exc
-    if info is None:
-        raise EncryptedDocument(f"the PDF is {sniff.PASSWORD_PROTECTED}")
-    return info
-
-
-def _pdf_title(reader: Any) -> str | None:
-    metadata = reader.metadata
-    title = metadata.title if metadata is not None else None
-    return title if isinstance(title, str) else None
-
-
-def _assemble(found: Sequence[_LibElement], mime: str, pdf: _PdfInfo | None, title: str | None) -> ParsedDocument:
-    """Join element texts with a blank line, recording where each element lands.
-
-    :raises EmptyDocument: no element carries text.
-    """
+def _pieces(found: Sequence[_LibElement], mime: str) -> list[Piece]:
+    """Library elements as pieces; a table becomes one piece per non-empty row."""
     paged = mime in _PAGED
+    pieces: list[Piece] = []
+    for item in found:
+        page = _page_of(item) if paged else None
+        rows = _table_rows(item)
+        if rows:
+            pieces.append(Piece(rows[0], "table", page))
+            pieces.extend(Piece(row, "table", page, joiner=ROW_SEPARATOR) for row in rows[1:])
+        elif (item.text or "").strip():
+            pieces.append(Piece(item.text, _kind(item.category), page))
+    return pieces
+
+
+def _table_rows(item: _LibElement) -> list[str]:
+    if item.category != "Table":
+        return []
+    markup = getattr(item.metadata, "text_as_html", None)
+    return html_table_rows(markup) if isinstance(markup, str) and markup else []
+
+
+def assemble(pieces: Sequence[Piece], mime: str, pages: int, title: str | None) -> ParsedDocument:
+    """Join the pieces' texts, recording where each lands; choose the title.
+
+    :raises EmptyDocument: no piece carries text.
+    """
     parts: list[str] = []
     elements: list[Element] = []
     offset = 0
-    for item in found:
-        text = (item.text or "").strip()
+    for piece in pieces:
+        text = piece.text.strip()
         if not text:
             continue
         if parts:
-            offset += len(SEPARATOR)
-        page = _page_of(item) if paged else None
-        elements.append(Element(text, offset, offset + len(text), page, _kind(item.category)))
+            parts.append(piece.joiner)
+            offset += len(piece.joiner)
+        elements.append(Element(text, offset, offset + len(text), piece.page, piece.kind, piece.ocr))
         parts.append(text)
         offset += len(text)
     if not elements:
         raise EmptyDocument(_empty_message(mime))
-    pages = _page_count(found, pdf) if paged else 1
-    return ParsedDocument(SEPARATOR.join(parts), elements, pages, mime, _choose_title(mime, pdf, title, elements))
+    return ParsedDocument("".join(parts), elements, pages, mime, _choose_title(mime, title, elements))
 
 
 def _page_of(item: _LibElement) -> int | None:
@@ -197,36 +216,27 @@ def _page_of(item: _LibElement) -> int | None:
     return page if isinstance(page, int) and page >= 1 else None
 
 
-def _page_count(found: Sequence[_LibElement], pdf: _PdfInfo | None) -> int:
-    """pypdf's count for PDFs; otherwise the last page any element (even a page break) is on."""
-    seen = [page for item in found if (page := _page_of(item)) is not None]
-    return max([pdf.pages if pdf else 1, *seen])
+def _page_count(pieces: Sequence[Piece], floor: int | None) -> int:
+    """The format's own count (pypdf's for PDFs) or, if higher, the last page any piece is on."""
+    if floor is None:
+        return 1
+    return max([floor, *(piece.page for piece in pieces if piece.page is not None)])
 
 
 def _kind(category: str) -> str:
     return _KINDS.get(category, category.lower())
 
 
-def _choose_title(mime: str, pdf: _PdfInfo | None, html_title: str | None, elements: list[Element]) -> str | None:
+def _choose_title(mime: str, title: str | None, elements: list[Element]) -> str | None:
     """Metadata titles where the format has them; a first heading only where headings are styled.
 
     ``unstructured``'s "Title" on PDFs is a guess from short lines, so it is not used there.
     """
-    if pdf is not None:
-        return pdf.title
-    if html_title:
-        return html_title
+    if title or mime in (sniff.PDF, sniff.EML):
+        return title
     if mime in (sniff.DOCX, sniff.PPTX, sniff.HTML):
         return next((e.text for e in elements if e.kind == "title"), None)
     return None
-
-
-def _meaningful_title(title: str | None) -> str | None:
-    """Drop metadata titles that are tool defaults or file names rather than a real title."""
-    cleaned = " ".join((title or "").split())
-    if not cleaned or cleaned.lower() in _PLACEHOLDER_TITLES or _FILE_NAME.fullmatch(cleaned):
-        return None
-    return cleaned
 
 
 def _html_title(data: bytes) -> str | None:
@@ -239,61 +249,16 @@ def _html_title(data: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")  # the de facto default of legacy pages
-    return _meaningful_title(html.unescape(text))
+    return meaningful_title(html.unescape(text))
 
 
 def _empty_message(mime: str) -> str:
     if mime == sniff.PDF:
-        return (
-            "no extractable text: the PDF has no text layer (scanned or blank pages) and OCR is not "
-            "enabled; upload a PDF with selectable text"
-        )
-    return f"no extractable text: the {_LABELS[mime]} file holds no text (only images, charts or empty cells)"
+        return EMPTY_PDF
+    return (
+        f"no extractable text: the {_LABELS[mime]} file holds no text (only images, charts or empty cells); "
+        "upload a copy with typed text, or export it as PDF so image-only pages are read by OCR"
+    )
 
 
-def parse_text(text: str, mime: str) -> ParsedDocument:
-    """Plain text or Markdown: the text is the file; elements are its paragraphs, located in place.
-
-    :raises EmptyDocument: the file holds only whitespace.
-    """
-    markdown = mime == sniff.MARKDOWN
-    elements = [Element(text[start:end], start, end, None, kind) for start, end, kind in _text_blocks(text, markdown)]
-    if not elements:
-        raise EmptyDocument("no extractable text: the file contains only whitespace; upload the document with text")
-    title = next((_heading_text(e.text) for e in elements if e.kind == "title"), None) if markdown else None
-    return ParsedDocument(text, elements, 1, mime, title)
-
-
-def _text_blocks(text: str, markdown: bool) -> Iterator[tuple[int, int, str]]:
-    """Yield ``(start, end, kind)`` per paragraph (lines between blank lines), whitespace trimmed.
-
-    In Markdown a heading line is a block of its own even without blank lines around it, except
-    inside fenced code, where ``#`` starts a comment, not a heading.
-    """
-    start: int | None = None
-    end = offset = 0
-    fenced = False
-    for line in text.splitlines(keepends=True):
-        line_start, offset = offset, offset + len(line)
-        content = line.strip()
-        if markdown and _MD_FENCE.match(line):
-            fenced = not fenced
-        heading = markdown and not fenced and _MD_HEADING.match(line) is not None
-        if start is not None and (not content or heading):
-            yield start, end, "text"
-            start = None
-        if not content:
-            continue
-        first = line_start + len(line) - len(line.lstrip())
-        last = line_start + len(line.rstrip())
-        if heading:
-            yield first, last, "title"
-            continue
-        start = first if start is None else start
-        end = last
-    if start is not None:
-        yield start, end, "text"
-
-
-def _heading_text(line: str) -> str | None:
-    return line.strip().strip("#").strip() or None
+__all__ = ["SEPARATOR", "UnstructuredParser", "assemble", "parse_csv", "parse_text"]
