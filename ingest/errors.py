@@ -66,6 +66,26 @@ class DocumentTooLarge(IngestError):
     status = 413
 
 
+class DecompressionBomb(IngestError):
+    """An archive (DOCX, PPTX, XLSX) that would expand far beyond what a real document needs."""
+
+    code = "decompression_bomb"
+
+
+class OcrUnavailable(IngestError):
+    """A page has no text layer and this server cannot OCR it (Tesseract is not installed)."""
+
+    code = "ocr_unavailable"
+    status = 503
+
+
+class Conflict(EnclaveError):
+    """The request clashes with work in progress (e.g. a new version while one is being ingested)."""
+
+    code = "conflict"
+    status = 409
+
+
 class TransientIngestError(IngestError):
     """A failure that may succeed on retry (index or store briefly unavailable)."""
 

@@ -8,6 +8,17 @@ PYTHON="${PYTHON:-python3}"
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
 
+# 0. Tesseract (Debian packages) for OCR of scanned PDF pages; only when missing. Without it,
+#    scanned pages are refused with "OCR is not installed" and everything else still works.
+if ! command -v tesseract >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if command -v apt-get >/dev/null 2>&1; then
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tesseract-ocr tesseract-ocr-eng
+    else
+        echo "warning: tesseract-ocr not found and no apt-get; install it to OCR scanned PDFs" >&2
+    fi
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
