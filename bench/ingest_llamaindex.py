@@ -1,0 +1,242 @@
+"""Enclave's ingestion pipeline next to LlamaIndex's, on the same corpus, model and kind of index, in one run.
+
+* Enclave: ``enclave ingest``'s own path (``service.ingest_cli.ingest_files``): submit → parse →
+  chunk (≤ 200 MiniLM tokens) → dense + BM25 vectors → Qdrant Edge upsert → SQLite rows.
+* LlamaIndex: ``SimpleDirectoryReader`` → ``IngestionPipeline([SentenceSplitter(200, 24) with the
+  MiniLM tokenizer, HuggingFaceEmbedding(the packaged all-MiniLM-L6-v2, batch 64)])``, then the nodes
+  upserted into a Qdrant Edge shard (dense vectors + text payload) — the same engine Enclave uses.
+
+Each pipeline runs in its own child process (peak RSS is its own); model loading is excluded from
+both clocks. The corpus is real: CUAD contracts (plain text) and SciFact abstracts (one file each),
+optionally CUAD PDFs. The headline ratio is corpus bytes per second (independent of how each
+splitter counts chunks). LlamaIndex stores no sparse vectors, payload indexes or relational rows,
+so the comparison favours it.
+
+    .venv/bin/python -m bench.ingest_llamaindex                  # 40 contracts + 500 abstracts
+    .venv/bin/python -m bench.ingest_llamaindex --pdfs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import DATA, REPO, format_table, ratio, say, write_json
+
+CHUNK_TOKENS, OVERLAP_TOKENS, BATCH = 200, 24, 64
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--contracts", type=int, default=40, help="CUAD plain-text contracts")
+    p.add_argument("--abstracts", type=int, default=500, help="SciFact abstracts (one .txt file each)")
+    p.add_argument("--pdfs", type=int, default=0, help="CUAD PDF filings (parsed by each pipeline's own reader)")
+    p.add_argument("--order", default="enclave,llamaindex", help="which pipeline runs first")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/enclave-bench/ingest-llamaindex"))
+    p.add_argument("--name", default="ingest_llamaindex", help="results file name (bench/results/<name>.json)")
+    p.add_argument("--child", choices=["enclave", "llamaindex"], help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def build_corpus(args: argparse.Namespace, target: Path, data: Path = DATA) -> list[Path]:
+    """Copy the chosen files into one folder (both pipelines read exactly these bytes)."""
+    target.mkdir(parents=True, exist_ok=True)
+    files = [
+        shutil.copy2(p, target / p.name) for p in sorted((data / "cuad" / "contracts").glob("*.txt"))[: args.contracts]
+    ]
+    files += [shutil.copy2(p, target / p.name) for p in sorted((data / "cuad" / "pdf").glob("*.pdf"))[: args.pdfs]]
+    with (data / "scifact" / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= args.abstracts:
+                break
+            row = json.loads(line)
+            path = target / f"scifact-{row['_id']}.txt"
+            path.write_text(f"{row['title']}\n\n{row['text']}\n", encoding="utf-8")
+            files.append(path)
+    return [Path(f) for f in files]
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- children --------------------------------------------------------------------------------------
+def run_enclave(files: Sequence[Path], work: Path) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ingest.config import Settings
+    from ingest.runtime import build_components
+    from service.ingest_cli import ingest_files
+
+    components = build_components(Settings(data_dir=work / "enclave"))
+    warm_rss = peak_rss_mib()
+    started = time.perf_counter()
+    results = ingest_files(
+        components, list(files), "default", "internal", Progress(console=Console(stderr=True), disable=True)
+    )
+    components.index.flush()
+    seconds = time.perf_counter() - started
+    components.close()
+    failed = [str(r.path.name) for r in results if r.outcome == "failed"]
+    return {
+        "seconds": round(seconds, 2),
+        "documents": len(results) - len(failed),
+        "failed": failed,
+        "chunks": sum(r.chunks for r in results),
+        "warm_rss_mib": warm_rss,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def run_llamaindex(files: Sequence[Path], work: Path) -> dict[str, Any]:
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from transformers import AutoTokenizer
+
+    from ingest.embedding.sentence_transformers_embedder import packaged_model_path
+
+    model = packaged_model_path()
+    splitter = SentenceSplitter(
+        chunk_size=CHUNK_TOKENS,
+        chunk_overlap=OVERLAP_TOKENS,
+        tokenizer=AutoTokenizer.from_pretrained(str(model)).tokenize,
+    )
+    embedding = HuggingFaceEmbedding(model_name=str(model), device="cpu", embed_batch_size=BATCH)
+    embedding.get_text_embedding("warm up")
+    shard = _edge_shard(work / "llamaindex" / "index")
+    warm_rss = peak_rss_mib()
+    started = time.perf_counter()
+    documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+    nodes = IngestionPipeline(transformations=[splitter, embedding]).run(documents=documents)
+    pipeline_s = time.perf_counter() - started
+    _upsert_nodes(shard, nodes)
+    seconds = time.perf_counter() - started
+    shard.close()
+    return {
+        "seconds": round(seconds, 2),
+        "pipeline_seconds": round(pipeline_s, 2),
+        "documents": len(files),
+        "chunks": len(nodes),
+        "warm_rss_mib": warm_rss,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def _edge_shard(path: Path) -> Any:
+    import qdrant_edge as qe
+
+    path.mkdir(parents=True, exist_ok=True)
+    return qe.EdgeShard.create(
+        str(path),
+        qe.EdgeConfig(
+            vectors={"dense": qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine)},
+            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+        ),
+    )
+
+
+def _upsert_nodes(shard: Any, nodes: Sequence[Any]) -> None:
+    import qdrant_edge as qe
+
+    for i in range(0, len(nodes), 256):
+        points = [
+            qe.Point(
+                id=n.node_id,
+                vector={"dense": list(n.embedding)},
+                payload={"text": n.get_content(), "doc_id": n.ref_doc_id, **n.metadata},
+            )
+            for n in nodes[i : i + 256]
+        ]
+        shard.update(qe.UpdateOperation.upsert_points(points))
+    shard.flush()
+
+
+def child_main(args: argparse.Namespace) -> None:
+    files = sorted((args.work_dir / "corpus").iterdir())
+    runner = run_enclave if args.child == "enclave" else run_llamaindex
+    print(json.dumps(runner(files, args.work_dir)))
+
+
+# -- parent ----------------------------------------------------------------------------------------
+def run_child(name: str, work: Path) -> dict[str, Any]:
+    say(f"  {name} pipeline …")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.ingest_llamaindex", "--child", name, "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=3600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {name} pipeline failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    say(f"    {result['seconds']} s, {result['chunks']} chunks, peak RSS {result['peak_rss_mib']} MiB")
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    corpus_mb = result["corpus"]["bytes"] / 1e6
+    rows = []
+    for name in ("enclave", "llamaindex"):
+        r = result[name]
+        rows.append(
+            [
+                name,
+                r["documents"],
+                r["chunks"],
+                r["seconds"],
+                round(corpus_mb / r["seconds"], 3),
+                round(r["documents"] / r["seconds"], 2),
+                round(r["chunks"] / r["seconds"], 1),
+                r["peak_rss_mib"],
+            ]
+        )
+    head = (
+        f"Ingestion, same corpus ({result['corpus']['files']} files, {corpus_mb:.1f} MB: CUAD contracts + SciFact "
+        f"abstracts{' + PDFs' if result['corpus']['pdfs'] else ''}), same model, Qdrant Edge for both"
+    )
+    table = format_table(["pipeline", "docs", "chunks", "seconds", "MB/s", "docs/s", "chunks/s", "peak RSS MiB"], rows)
+    return f"{head}\n{table}\nEnclave/LlamaIndex throughput (MB/s): {result['ratio_bytes_per_s']} (target ≥ 2)"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
+    args = parse_args(argv)
+    if args.child:
+        child_main(args)
+        return None
+    started = time.perf_counter()
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    files = build_corpus(args, args.work_dir / "corpus")
+    result: dict[str, Any] = {
+        "corpus": {
+            "files": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "pdfs": args.pdfs,
+            "contracts": args.contracts,
+            "abstracts": args.abstracts,
+        },
+        "settings": {"chunk_tokens": CHUNK_TOKENS, "overlap_tokens": OVERLAP_TOKENS, "batch": BATCH},
+    }
+    for name in args.order.split(","):
+        result[name] = run_child(name, args.work_dir)
+    result["ratio_bytes_per_s"] = ratio(result["llamaindex"]["seconds"], result["enclave"]["seconds"])
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    text = report(result)
+    print(text)
+    say(f"wrote {write_json(args.name, {**result, 'table': text})}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,453 @@
+"""Retrieval-only latency and throughput over HTTP, next to the bare "embed + index search" loop.
+
+For each size (10k and 100k chunks by default; ``--sizes 10k,100k,1m``): build a synthetic corpus
+(bench/synthetic.py) straight through the index port plus its Document/Chunk rows, measure HNSW
+recall@10 against exact search on real query embeddings, run the bare loop in this process with
+1, 4 and 16 threads, then start `python -m service serve` on the same data and run
+``POST /v1/search`` with 1, 4 and 16 clients (bearer key; a reader key with ACL groups when the
+build has key management). At the largest size a second index with int8 scalar quantisation is
+built for its memory, disk and recall.
+
+    .venv/bin/python -m bench.query                     # 10k and 100k, ~12 minutes on 2 cores
+    .venv/bin/python -m bench.query --sizes 10k,100k,1m # adds 1M (needs ~6 GB disk, ~40 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench import synthetic
+from bench.common import format_table, human, load_sources, parse_sizes, ratio, real_queries, say, write_json
+from bench.indexstats import create_quantized, measure_footprint, recall_at_k, rescoring_params
+from bench.loadgen import RequestFailed, RunResult, WorkerFactory, run_closed_loop
+from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key
+from ingest.config import Settings
+from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
+from ingest.index.port import AccessFilter, VectorIndex
+from ingest.runtime import make_index
+from ingest.store.db import create_schema, make_engine
+
+TENANT = "default"
+TARGET_P95_MS = 80.0
+TARGET_RATIO = 0.8
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10k,100k", help="corpus sizes, e.g. 10k,100k,1m")
+    p.add_argument("--clients", default="1,4,16", help="concurrent clients per run")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before each run")
+    p.add_argument("--pool", type=int, default=10_000, help="real embeddings to compute (beyond: noised pool vectors)")
+    p.add_argument("--queries", type=int, default=200, help="real questions to cycle through")
+    p.add_argument("--k", type=int, default=10, help="results per search")
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
+    p.add_argument("--rounds", type=int, default=2, help="alternations of bare and HTTP per client count")
+    p.add_argument("--no-quantized", action="store_true", help="skip the scalar-quantised index")
+    p.add_argument("--no-http", action="store_true", help="bare loop only (no server)")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/enclave-bench/query"))
+    p.add_argument("--name", default="query", help="results file name (bench/results/<name>.json)")
+    return p.parse_args(argv)
+
+
+# -- the two loops ---------------------------------------------------------------------------------
+def bare_factory(
+    embedder: SentenceTransformerEmbedder,
+    sparse: QdrantBm25Encoder,
+    index: VectorIndex,
+    access: AccessFilter,
+    queries: Sequence[str],
+    k: int,
+    mode: str,
+) -> WorkerFactory:
+    def make(_client: int) -> Any:
+        def request(i: int) -> str:
+            q = queries[i % len(queries)]
+            index.search(embedder.embed_query(q), sparse.embed_query(q), access, k, mode)  # type: ignore[arg-type]
+            return "search"
+
+        return request
+
+    return make
+
+
+def http_factory(url: str, headers: dict[str, str], queries: Sequence[str], k: int, mode: str) -> WorkerFactory:
+    def make(_client: int) -> Any:
+        client = httpx.Client(base_url=url, headers=headers, timeout=60)
+
+        def request(i: int) -> str:
+            resp = client.post("/v1/search", json={"query": queries[i % len(queries)], "k": k, "mode": mode})
+            if resp.status_code != 200:
+                raise RequestFailed("search", f"HTTP {resp.status_code}: {resp.text[:200]}")
+            return "search"
+
+        return request
+
+    return make
+
+
+def merge(runs: Sequence[RunResult]) -> RunResult:
+    """One result from several rounds of the same configuration."""
+    out = RunResult(clients=runs[0].clients, seconds=sum(r.seconds for r in runs))
+    for r in runs:
+        for kind, lat in r.latencies_ms.items():
+            out.latencies_ms.setdefault(kind, []).extend(lat)
+        for kind, n in r.errors.items():
+            out.errors[kind] = out.errors.get(kind, 0) + n
+        out.error_samples.extend(r.error_samples)
+    return out
+
+
+def interleaved(
+    factories: dict[str, WorkerFactory], clients: int, duration: float, warmup: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Alternate the configurations (A B A B …) so that noise from other processes hits both alike."""
+    runs: dict[str, list[RunResult]] = {name: [] for name in factories}
+    for _ in range(rounds):
+        for name, factory in factories.items():
+            runs[name].append(run_closed_loop(factory, clients, duration / rounds, warmup))
+    out = {}
+    for name, results in runs.items():
+        summary = merge(results).summary()
+        summary["loadavg_after"] = round(os.getloadavg()[0], 2)
+        say(
+            f"    {name} clients={clients}: {summary['throughput_rps']} req/s, p50 {summary['latency_ms']['p50']} ms,"
+            f" p95 {summary['latency_ms']['p95']} ms, errors {sum(summary['errors'].values())}"
+        )
+        out[name] = summary
+    return out
+
+
+def settle(url: str, headers: dict[str, str], queries: Sequence[str], seconds: float = 5.0) -> None:
+    """Unmeasured sequential searches right after start-up (first-call costs, the generator's own warm-up)."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        i = 0
+        while time.monotonic() < deadline:
+            resp = client.post("/v1/search", json={"query": queries[i % len(queries)], "k": 10})
+            if resp.status_code != 200:
+                raise RuntimeError(f"/v1/search answered {resp.status_code}: {resp.text[:300]}")
+            i += 1
+
+
+# -- one size --------------------------------------------------------------------------------------
+def reader_access(keys: Keys) -> AccessFilter:
+    """The filter the measured principal gets: a reader's ACL filter, or the dev admin's tenant-only one."""
+    if keys.reader:
+        return AccessFilter(tenant=TENANT, principal_user="bench-reader", principal_groups=READER_GROUPS)
+    return AccessFilter(tenant=TENANT)
+
+
+def build(
+    settings: Settings,
+    embedder: SentenceTransformerEmbedder,
+    pool: synthetic.Pool,
+    sources: Any,
+    size: int,
+    with_rows: bool = True,
+) -> tuple[VectorIndex, synthetic.LoadStats]:
+    settings.ensure_dirs()
+    engine = make_engine(settings.resolved_database_url) if with_rows else None
+    if engine is not None:
+        create_schema(engine)
+    index = make_index(settings, embedder.dim)
+    index.warm_up()
+    stats = synthetic.load(index, QdrantBm25Encoder(), engine, pool, sources, size)
+    synthetic.optimize(index, stats)
+    if engine is not None:
+        engine.dispose()
+    return index, stats
+
+
+def fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def measure_size(args: argparse.Namespace, size: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Build one size, then measure bare and HTTP interleaved: the bare loop runs on a copy of the index
+    (Qdrant Edge allows one process per directory) while the server serves the original."""
+    root = fresh_dir(args.work_dir / human(size))
+    settings, bare_settings = Settings(data_dir=root / "data"), Settings(data_dir=root / "bare")
+    say(f"[{human(size)}] building the index")
+    index, stats = build(settings, ctx["embedder"], ctx["pool"], ctx["sources"], size)
+    index.close()
+    shutil.copytree(settings.index_dir, bare_settings.index_dir)
+    out: dict[str, Any] = {
+        "size": size,
+        "load_seconds": stats.seconds,
+        "footprint": measure_footprint(settings.index_dir, ctx["qvec_path"]),
+    }
+    keys = Keys()
+    keys.reader = None if args.no_http else create_reader_key(settings.data_dir, keys)
+    out["principal"] = keys.principal
+    bare_index = make_index(bare_settings, ctx["embedder"].dim)
+    bare_index.warm_up()
+    try:
+        out["recall_at_10"] = recall_block(bare_index, ctx["qvecs"])
+        say(f"[{human(size)}] recall@10 {out['recall_at_10']}")
+        out.update(measure_loops(args, settings.data_dir, keys, bare_index, ctx))
+    finally:
+        bare_index.close()
+        shutil.rmtree(bare_settings.data_dir, ignore_errors=True)
+    return out
+
+
+def recall_block(index: Any, qvecs: np.ndarray) -> dict[str, float]:
+    return {
+        "tenant": recall_at_k(index, qvecs, AccessFilter(tenant=TENANT)),
+        "reader_acl": recall_at_k(
+            index, qvecs, AccessFilter(tenant=TENANT, principal_user="bench-reader", principal_groups=READER_GROUPS)
+        ),
+    }
+
+
+def measure_loops(
+    args: argparse.Namespace, data_dir: Path, keys: Keys, bare_index: VectorIndex, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    import psutil
+
+    queries = ctx["queries"]
+    bare = bare_factory(
+        ctx["embedder"], QdrantBm25Encoder(), bare_index, reader_access(keys), queries, args.k, args.mode
+    )
+    if args.no_http:
+        return {"bare": [interleaved({"bare": bare}, c, args.duration, args.warmup, 1)["bare"] for c in ctx["clients"]]}
+    out: dict[str, Any] = {"bare": [], "http": []}
+    with ServeProcess(data_dir, keys) as srv:
+        settle(srv.url, srv.headers(), queries)
+        say(f"  HTTP /v1/search as {keys.principal}, interleaved with the bare loop")
+        factories = {"bare": bare, "http": http_factory(srv.url, srv.headers(), queries, args.k, args.mode)}
+        for c in ctx["clients"]:
+            runs = interleaved(factories, c, args.duration, args.warmup, args.rounds)
+            out["bare"].append(runs["bare"])
+            out["http"].append(runs["http"])
+        out["server_rss_mib"] = round(psutil.Process(srv.pid).memory_info().rss / 2**20, 1) if srv.pid else None
+    return out
+
+
+def measure_quantized(args: argparse.Namespace, size: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    root = fresh_dir(args.work_dir / f"{human(size)}-sq")
+    settings = Settings(data_dir=root / "data")
+    create_quantized(settings.index_dir)
+    say(f"[{human(size)} int8] building the scalar-quantised index")
+    index, stats = build(settings, ctx["embedder"], ctx["pool"], ctx["sources"], size, with_rows=False)
+    tenant = AccessFilter(tenant=TENANT)
+    recall = {
+        "tenant": recall_at_k(index, ctx["qvecs"], tenant),  # type: ignore[arg-type]
+        "tenant_rescored": recall_at_k(index, ctx["qvecs"], tenant, approx=rescoring_params()),
+    }  # type: ignore[arg-type]
+    index.close()
+    return {
+        "size": size,
+        "load_seconds": stats.seconds,
+        "recall_at_10": recall,
+        "footprint": measure_footprint(settings.index_dir, ctx["qvec_path"], quantized=True),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+def per_million(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Marginal RSS and disk per million chunks: the slope between the smallest and largest size (so the
+    engine's fixed cost does not inflate it); int8 adds its difference to float32 at the largest size."""
+    small, large = sizes[0], sizes[-1]
+    fs, fl = small["footprint"], large["footprint"]
+    if large["size"] > small["size"]:
+        span = large["size"] - small["size"]
+        rss_per, disk_per = (
+            (fl["rss_data_mib"] - fs["rss_data_mib"]) * 2**20 / span,
+            (fl["disk_data_bytes"] - fs["disk_data_bytes"]) / span,
+        )
+        method = f"slope {human(small['size'])}→{human(large['size'])}"
+    else:
+        rss_per, disk_per = fl["rss_data_mib"] * 2**20 / large["size"], fl["disk_data_bytes"] / large["size"]
+        method = f"average at {human(large['size'])} (includes fixed costs)"
+    out = {
+        "float32": {
+            "rss_gib": round(rss_per * 1e6 / 2**30, 2),
+            "disk_gib": round(disk_per * 1e6 / 2**30, 2),
+            "method": method,
+        }
+    }
+    if quantized and quantized["size"] == large["size"]:
+        fq = quantized["footprint"]
+        rss_q = rss_per + (fq["rss_data_mib"] - fl["rss_data_mib"]) * 2**20 / large["size"]
+        disk_q = disk_per + (fq["disk_data_bytes"] - fl["disk_data_bytes"]) / large["size"]
+        out["int8 SQ"] = {
+            "rss_gib": round(rss_q * 1e6 / 2**30, 2),
+            "disk_gib": round(disk_q * 1e6 / 2**30, 2),
+            "method": method + " + (int8 − float32) at " + human(large["size"]),
+        }
+    return out
+
+
+def latency_rows(sizes: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for s in sizes:
+        http = {r["clients"]: r for r in s.get("http", [])}
+        for bare in s["bare"]:
+            h = http.get(bare["clients"], {})
+            hl = h.get("latency_ms", {})
+            rows.append(
+                [
+                    human(s["size"]),
+                    bare["clients"],
+                    hl.get("p50"),
+                    hl.get("p95"),
+                    hl.get("p99"),
+                    h.get("throughput_rps"),
+                    bare["latency_ms"]["p50"],
+                    bare["latency_ms"]["p95"],
+                    bare["throughput_rps"],
+                    ratio(h.get("throughput_rps"), bare["throughput_rps"]),
+                ]
+            )
+    return rows
+
+
+def index_rows(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) -> list[list[Any]]:
+    rows = []
+    for label, s in [("float32", s) for s in sizes] + ([("int8 SQ", quantized)] if quantized else []):
+        fp, recall = s["footprint"], s["recall_at_10"]
+        rows.append(
+            [
+                label,
+                human(s["size"]),
+                recall["tenant"],
+                recall.get("reader_acl"),
+                recall.get("tenant_rescored"),
+                fp["rss_data_mib"],
+                round(fp["disk_data_bytes"] / 2**20, 1),
+                round(sum(s["load_seconds"].values()), 1),
+            ]
+        )
+    return rows
+
+
+def targets(sizes: list[dict[str, Any]], real: int) -> dict[str, Any]:
+    by = {s["size"]: s for s in sizes}
+
+    def p95(size: int, clients: int = 1) -> float | None:
+        runs = [r for r in by.get(size, {}).get("http", []) if r["clients"] == clients]
+        return runs[0]["latency_ms"]["p95"] if runs else None
+
+    ratios = [r[-1] for r in latency_rows(sizes) if r[-1] is not None]
+    recalls = [s["recall_at_10"]["tenant"] for s in sizes if s["size"] <= real]  # every vector a real embedding
+    out: dict[str, Any] = {
+        "p95_100k_1client_ms": p95(100_000),
+        "p95_100k_target_ms": TARGET_P95_MS,
+        "min_http_over_bare_throughput": min(ratios) if ratios else None,
+        "ratio_target": TARGET_RATIO,
+        "recall_real_embeddings": recalls[0] if recalls else None,
+        "recall_target": 0.95,
+    }
+    if p95(1_000_000) is not None and p95(100_000):
+        out["p95_1m_over_100k"] = ratio(p95(1_000_000), p95(100_000))
+    return out
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        f"POST /v1/search over HTTP vs the bare embed+search loop, {result['mode']} k={result['k']}, "
+        f"principal: {result['sizes'][0]['principal']}",
+        format_table(
+            [
+                "chunks",
+                "clients",
+                "HTTP p50 ms",
+                "p95",
+                "p99",
+                "HTTP req/s",
+                "bare p50 ms",
+                "bare p95",
+                "bare req/s",
+                "HTTP/bare",
+            ],
+            latency_rows(result["sizes"]),
+        ),
+        "",
+        "Index footprint (RSS delta of opening and querying it in a fresh process; disk) and HNSW recall@10 vs exact",
+        format_table(
+            ["vectors", "chunks", "recall@10", "recall@10 ACL", "rescored", "RSS MiB", "disk MiB", "build s"],
+            index_rows(result["sizes"], result.get("quantized")),
+        ),
+        "Per million chunks: "
+        + "; ".join(
+            f"{k}: RSS {v['rss_gib']} GiB, disk {v['disk_gib']} GiB ({v['method']})"
+            for k, v in result["per_million"].items()
+        ),
+        "",
+        "Targets: " + ", ".join(f"{k}={v}" for k, v in result["targets"].items()),
+    ]
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------------
+def prepare(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
+    embedder = SentenceTransformerEmbedder()
+    embedder.warm_up()
+    sources = load_sources()
+    queries = real_queries(n=args.queries)
+    qvecs = np.array([embedder.embed_query(q) for q in queries], dtype=np.float32)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    qvec_path = args.work_dir / "query-vectors.npy"
+    np.save(qvec_path, qvecs)
+    pool = synthetic.build_pool(embedder, sources, min(args.pool, max(sizes)), seed=1)
+    return {
+        "embedder": embedder,
+        "sources": sources,
+        "queries": queries,
+        "qvecs": qvecs,
+        "qvec_path": qvec_path,
+        "pool": pool,
+        "clients": [int(c) for c in args.clients.split(",")],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    sizes = parse_sizes(args.sizes)
+    started = time.perf_counter()
+    ctx = prepare(args, sizes)
+    pool: synthetic.Pool = ctx["pool"]
+    result: dict[str, Any] = {
+        "mode": args.mode,
+        "k": args.k,
+        "duration_s": args.duration,
+        "clients": ctx["clients"],
+        "pool": {
+            "real_embeddings": len(pool.chunks),
+            "cached": pool.cached,
+            "embed_seconds": pool.embed_seconds,
+            "noise_sigma": synthetic.NOISE_SIGMA,
+        },
+        "queries": len(ctx["queries"]),
+        "sizes": [],
+    }
+    for size in sizes:
+        result["sizes"].append(measure_size(args, size, ctx))
+    if not args.no_quantized:
+        result["quantized"] = measure_quantized(args, max(sizes), ctx)
+    result["targets"] = targets(result["sizes"], len(pool.chunks))
+    result["per_million"] = per_million(result["sizes"], result.get("quantized"))
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    text = report(result)
+    print(text)
+    path = write_json(args.name, {**result, "table": text})
+    say(f"wrote {path} in {result['wall_seconds']} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()
