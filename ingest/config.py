@@ -72,6 +72,17 @@ class ObservabilitySettings(BaseModel):
     service_name: str = "enclave"
 
 
+class ComplianceSettings(BaseModel):
+    """Keys, audit, redaction, erasure and retention (the policies themselves live in ``policies/``)."""
+
+    key_backend: Literal["local"] = "local"
+    master_key_file: Path | None = None  # default: <data_dir>/keys/master.key (0600, created at first start)
+    policies_dir: Path | None = None  # default: the repository's policies/ directory
+    redaction_enabled: bool = True
+    subject_field: str = "subject_id"  # the metadata field that names a document's data subject
+    retention_interval_s: float = Field(default=3600.0, ge=0)  # 0 turns the service's retention schedule off
+
+
 class Settings(BaseSettings):
     """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
 
@@ -93,6 +104,7 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -120,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def generator_dir(self) -> Path:
         return self.data_dir / "generator"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.compliance.master_key_file or self.data_dir / "keys" / "master.key"
 
     @property
     def log_dir(self) -> Path:

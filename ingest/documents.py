@@ -20,7 +20,9 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from ingest import telemetry
+from ingest.audit.trail import Actor, AuditEvent
 from ingest.chunking import ChunkSpan
+from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, EmptyDocument, EnclaveError, InvalidRequest, NotFound
 from ingest.index.port import ChunkRecord
 from ingest.jobs import claim_next, fail, finish, heartbeat
@@ -47,6 +49,7 @@ class Upload:
     classification: str = "internal"
     acl: dict[str, list[str]] = field(default_factory=lambda: {"groups": [], "users": []})
     metadata: dict[str, Any] = field(default_factory=dict)
+    actor: Actor | None = None  # who uploaded (audited); None: a local system actor of the tenant
 
 
 @dataclass(frozen=True)
@@ -73,17 +76,33 @@ def submit(components: Components, upload: Upload) -> Submission:
     """
     _check_upload(components, upload)
     digest = content_hash(upload.data)
-    with session_scope(components.engine) as session:
-        existing = _find_duplicate(session, upload, digest)
-        if existing is not None:
-            return Submission(existing, None, duplicate=True)
-        document = _new_document(upload, digest)
-        components.blobs.put(document.id, upload.data)
-        job = Job(document_id=document.id, max_attempts=components.settings.job_max_attempts)
-        session.add(document)
-        session.flush()
-        session.add(job)
+    document = _new_document(upload, digest)
+    keyring = components.compliance.keyring
+    keyring.tenant_key(upload.tenant)
+    try:
+        with components.compliance.audit.transaction() as tx:  # document, job, key and audit record commit together
+            existing = _find_duplicate(tx.session, upload, digest)
+            if existing is not None:
+                tx.append(_ingest_event(upload, existing, "duplicate"))
+                return Submission(existing, None, duplicate=True)
+            keyring.create_document_key(upload.tenant, document.id, tx.session)
+            components.blobs.put(document.id, upload.data)
+            job = Job(document_id=document.id, max_attempts=components.settings.job_max_attempts)
+            tx.session.add(document)
+            tx.session.flush()
+            tx.session.add(job)
+            tx.append(_ingest_event(upload, document, "accepted"))
+    except BaseException:
+        keyring.forget_document_key(document.id)
+        components.blobs.delete(document.id)
+        raise
     return Submission(document, job, duplicate=False)
+
+
+def _ingest_event(upload: Upload, document: Document, outcome: str) -> AuditEvent:
+    actor = upload.actor or Actor.system(upload.tenant, "local")
+    return AuditEvent(actor, "ingest.requested", outcome, document_ids=[document.id],
+                      detail={"collection": upload.collection, "classification": upload.classification, "bytes": len(upload.data)})
 
 
 def _check_upload(components: Components, upload: Upload) -> None:
@@ -166,6 +185,7 @@ def _ingest(components: Components, job: Job, document: Document, on_progress: C
     with telemetry.span("ingest.parse") as parse_span:
         parsed = components.parser.parse(data, document.filename)
         parse_span.set_attributes({"pages": parsed.pages, "mime": parsed.mime})
+    parsed, _ = components.compliance.redact(parsed, document.tenant, document.classification)
     with telemetry.span("ingest.chunk") as chunk_span:
         spans = components.chunker.chunk(parsed)
         chunk_span.set_attribute("chunks", len(spans))
@@ -269,22 +289,12 @@ def _on_failure(components: Components, job: Job, document: Document, message: s
             session.execute(_set_status(document.id, DocumentStatus.failed, error=message, error_code=code))
 
 
-def delete_document(components: Components, tenant: str, document_id: str) -> Document:
-    """Remove a document everywhere: index points, chunk rows, jobs, original, the row itself.
+def delete_document(components: Components, tenant: str, document_id: str, actor: Actor | None = None) -> ErasureReceipt:
+    """Erase a document everywhere (index points, chunk rows, jobs, original, row, its key) and audit it.
 
     :raises NotFound: no such document in this tenant (also when it belongs to another tenant).
     """
-    with session_scope(components.engine) as session:
-        document = session.get(Document, document_id)
-        if document is None or document.tenant != tenant:
-            raise NotFound(f"document {document_id} not found")
-        components.index.delete_document(tenant, document_id)
-        session.execute(delete(Chunk).where(col(Chunk.document_id) == document_id))
-        session.execute(delete(Job).where(col(Job.document_id) == document_id))
-        session.delete(document)
-    components.blobs.delete(document_id)
-    components.index.flush()
-    return document
+    return erase_document(components, actor or Actor.system(tenant, "local"), document_id)
 
 
 def get_document(components: Components, tenant: str, document_id: str) -> Document:

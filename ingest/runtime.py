@@ -9,11 +9,13 @@ from sqlalchemy.engine import Engine
 
 from ingest.blobs import BlobStore, LocalBlobStore
 from ingest.chunking import TokenChunker
+from ingest.compliance import Compliance, build_compliance
 from ingest.config import Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.index.port import VectorIndex
+from ingest.keys.sealed import SealedBlobStore, SealedIndex
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ class Components:
     index: VectorIndex
     parser: Parser
     blobs: BlobStore
+    compliance: Compliance
     chunker: TokenChunker = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,13 +67,14 @@ def build_components(settings: Settings, *, embedder: DenseEmbedder | None = Non
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
+    compliance = build_compliance(settings, engine)
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedder.model_path, settings.embedder.batch_size)
     embedder.warm_up()
-    index = make_index(settings, embedder.dim)
+    index = SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
     index.warm_up()
     if parser is None:
         parser = UnstructuredParser()
     parser.warm_up()
-    blobs = LocalBlobStore(settings.blob_dir / "originals")
-    return Components(settings, engine, embedder, QdrantBm25Encoder(), index, parser, blobs)
+    blobs = SealedBlobStore(LocalBlobStore(settings.blob_dir / "originals"), compliance.keyring)
+    return Components(settings, engine, embedder, QdrantBm25Encoder(), index, parser, blobs, compliance)

@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from ingest.config import Settings, get_settings
+from service.compliance import routes as compliance
 from service.context import AppState, build_state
 from service.errors import install_error_handlers
 from service.observability import FASTAPI_TELEMETRY, install_observability
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
                          description="Self-hosted retrieval-augmented generation for regulated data.")
     install_error_handlers(app)
     install_observability(app, settings or (state.settings if state else get_settings()))
-    for router in (health.router, documents.router, query.router):
+    for router in (health.router, documents.router, query.router, compliance.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

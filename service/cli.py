@@ -13,8 +13,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ingest.config import Settings, get_settings
+from service.compliance.cli import audit_app, kms_app, retention_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Enclave: cited answers from your own documents.")
+app.add_typer(audit_app, name="audit")
+app.add_typer(kms_app, name="kms")
+app.add_typer(retention_app, name="retention")
 out = Console()
 err = Console(stderr=True)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -77,14 +81,14 @@ def ask(question: Annotated[str, typer.Argument(help="your question")],
     """Answer a question from the ingested documents and print the citations."""
     from service.auth import Principal
     from service.context import build_state
-    from service.routes.query import answer
+    from service.routes.query import audited_answer
     from service.schemas import QueryRequest
 
     settings = _settings()
     state = build_state(settings, start_worker=False)
     try:
         principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
-        response = answer(state, principal, QueryRequest(query=question, k=k))
+        response = audited_answer(state, principal, QueryRequest(query=question, k=k))
     finally:
         state.close()
     out.print(response.answer)

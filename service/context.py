@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from ingest.config import Settings
+from ingest.retention import RetentionScheduler
 from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
 from service.generation.port import Generator
@@ -33,8 +34,11 @@ class AppState:
     components: Components
     generator: Generator
     worker: BackgroundWorker | None
+    retention: RetentionScheduler | None = None
 
     def close(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         if self.worker is not None:
             self.worker.stop()
         self.generator.close()
@@ -60,4 +64,17 @@ def build_state(
     worker = BackgroundWorker(components) if start_worker else None
     if worker is not None:
         worker.start()
-    return AppState(settings, components, generator, worker)
+    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker))
+
+
+def _start_compliance_tasks(components: Components, background: bool) -> RetentionScheduler | None:
+    """Load the PII models off the request path and start the retention schedule (a serving process only)."""
+    if not background:
+        return None
+    components.compliance.warm_up_detector_in_background()
+    interval = components.settings.compliance.retention_interval_s
+    if not interval:
+        return None
+    scheduler = RetentionScheduler(components, interval)
+    scheduler.start()
+    return scheduler

@@ -82,7 +82,7 @@ class NpiRecognizer(ValueGroupRecognizer):
     ENTITY = "US_NPI"
     PATTERNS = (
         (r"\bNPI\b(?:\s*(?:number|no\.?|#))?\s*[:#]?\s*(?P<value>[12]\d{9})\b", 1.0),
-        (r"(?<![\d-])(?P<value>[12]\d{9})(?![\d-])", 0.5),
+        (r"(?<![\d-])(?P<value>[12]\d{9})(?![\d-])", 0.35),  # below every policy threshold unless context-led
     )
 
     def valid(self, value: str) -> bool:
@@ -97,5 +97,5 @@ class DocketNumberRecognizer(ValueGroupRecognizer):
     PATTERNS = (
         (r"(?<![\w-])(?P<value>\d{1,2}:\d{2}-(?:cv|cr|mc|md|bk|ap|mj|po|sw)-\d{3,6}(?:-[A-Z]{2,4})*)\b", 0.95),
         (r"\b(?:case|docket|civil\s+action|index|cause|adversary\s+proceeding)\s+(?:no\.?|number|#)\s*[:#]?\s*"
-         r"(?P<value>[A-Z0-9]{1,6}(?:[:\-/.][A-Z0-9]{1,8}){1,4})\b", 0.85),
+         r"(?P<value>[A-Z0-9]{1,6}(?:[:\-/.][A-Z0-9]{1,8}){1,4})\b", 0.9),
     )

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from ingest.store import models  # noqa: F401  (registers the tables)
+from ingest.store import compliance_models, models  # noqa: F401  (registers the tables)
 
 
 def make_engine(url: str) -> Engine:

@@ -21,17 +21,13 @@ from ingest.store.compliance_models import AuditRecord
 from service.auth import Principal
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
+from service.observability.logs import current_request_id
+from service.observability.metrics import record_audit_write_failure
 
 
 def request_id_of(request: Request) -> str:
     """The id the observability middleware bound (``X-Request-ID``), else the header, else a new one."""
-    try:
-        from service.observability.logs import current_request_id
-    except ImportError:  # observability not installed in this build
-        bound = None
-    else:
-        bound = current_request_id()
-    return bound or request.headers.get("x-request-id") or uuid.uuid4().hex
+    return current_request_id() or request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
 def actor_of(principal: Principal, request: Request | None = None) -> Actor:
@@ -54,7 +50,11 @@ class RequestAudit:
         """Append one record now. :raises AuditUnavailable: nothing may be returned to the caller."""
         event = AuditEvent(self.actor, action, outcome, document_ids=document_ids, chunk_ids=chunk_ids, model=model,
                            query=query, latency_ms=int((time.perf_counter() - self._started) * 1000), detail=detail or {})
-        return self.state.components.compliance.audit.record(event)
+        try:
+            return self.state.components.compliance.audit.record(event)
+        except AuditUnavailable:
+            record_audit_write_failure(action)
+            raise
 
     @contextmanager
     def failures(self, action: str, *, query: str | None = None, document_ids: Sequence[str] = ()) -> Iterator[None]:
@@ -62,6 +62,7 @@ class RequestAudit:
         try:
             yield
         except AuditUnavailable:
+            record_audit_write_failure(action)
             raise
         except EnclaveError as exc:
             self.record(action, f"error:{exc.code}", query=query, document_ids=document_ids, detail={"status": exc.status})

@@ -9,7 +9,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from ingest import documents as docs
+from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
+from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
 from service.schemas import DocumentList, DocumentPublic, UploadAccepted
 
@@ -45,6 +47,7 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
 async def upload_document(
     state: StateDep,
     principal: PrincipalDep,
+    audit: AuditDep,
     file: Annotated[UploadFile, File(description="the document (PDF, DOCX, HTML, Markdown, text, …)")],
     collection: Annotated[str | None, Form(max_length=128)] = None,
     acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
@@ -53,14 +56,15 @@ async def upload_document(
     title: Annotated[str | None, Form(max_length=512)] = None,
 ) -> UploadAccepted:
     """Store the upload and queue its ingestion; poll ``GET /v1/documents/{id}`` for progress."""
-    meta = _json_field(metadata, "metadata", {})
-    if not isinstance(meta, dict):
-        raise InvalidRequest("metadata must be a JSON object", param="metadata")
-    data = await _read_limited(file, state.settings.max_upload_bytes)
-    upload = docs.Upload(filename=file.filename or "upload", data=data, tenant=principal.tenant,
-                         collection=collection or state.settings.default_collection, title=title,
-                         classification=classification, acl=_acl(acl), metadata=meta)
-    submission = await run_in_threadpool(docs.submit, state.components, upload)
+    with audit.failures("ingest.requested"):  # the accepted case is audited inside submit's transaction
+        meta = _json_field(metadata, "metadata", {})
+        if not isinstance(meta, dict):
+            raise InvalidRequest("metadata must be a JSON object", param="metadata")
+        data = await _read_limited(file, state.settings.max_upload_bytes)
+        upload = docs.Upload(filename=file.filename or "upload", data=data, tenant=principal.tenant,
+                             collection=collection or state.settings.default_collection, title=title,
+                             classification=classification, acl=_acl(acl), metadata=meta, actor=audit.actor)
+        submission = await run_in_threadpool(docs.submit, state.components, upload)
     if state.worker is not None and submission.job is not None:
         state.worker.notify()
     return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
@@ -69,20 +73,24 @@ async def upload_document(
 
 @router.get("", response_model=DocumentList)
 def list_documents(
-    state: StateDep, principal: PrincipalDep, collection: str | None = None,
+    state: StateDep, principal: PrincipalDep, audit: AuditDep, collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
     found = docs.list_documents(state.components, principal.tenant, collection, limit, offset)
+    audit.record("documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": len(found)})
     return DocumentList(documents=[DocumentPublic.of(d) for d in found], total=len(found))
 
 
 @router.get("/{document_id}", response_model=DocumentPublic)
-def get_document(state: StateDep, principal: PrincipalDep, document_id: str) -> DocumentPublic:
-    document = docs.get_document(state.components, principal.tenant, document_id)
+def get_document(state: StateDep, principal: PrincipalDep, audit: AuditDep, document_id: str) -> DocumentPublic:
+    with audit.failures("document.read", document_ids=[document_id]):
+        document = docs.get_document(state.components, principal.tenant, document_id)
+    audit.record("document.read", document_ids=[document_id])
     return DocumentPublic.of(document, docs.latest_job(state.components, document_id))
 
 
-@router.delete("/{document_id}", response_model=DocumentPublic)
-def delete_document(state: StateDep, principal: PrincipalDep, document_id: str) -> DocumentPublic:
-    """Remove the document, its chunks (index and store), its jobs and its stored original."""
-    return DocumentPublic.of(docs.delete_document(state.components, principal.tenant, document_id))
+@router.delete("/{document_id}", response_model=ErasureReceipt)
+def delete_document(audit: AuditDep, document_id: str) -> ErasureReceipt:
+    """Erase the document: vectors, payloads, chunk rows, jobs, original and its key; returns the erasure receipt."""
+    with audit.failures("document.deleted", document_ids=[document_id]):
+        return erase_document(audit.state.components, audit.actor, document_id)

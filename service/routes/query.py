@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from ingest.audit.trail import AuditUnavailable
 from ingest.errors import EnclaveError
 from service import answering
 from service.auth import Principal
+from service.compliance.answers import answer_rule, redact_answer
+from service.compliance.context import AuditDep, RequestAudit, actor_of
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
 from service.generation.port import GenerationParams
@@ -37,12 +40,35 @@ def _not_found(model: str | None) -> QueryResponse:
 
 def answer(state: AppState, principal: Principal, req: QueryRequest) -> QueryResponse:
     """Retrieve, decide whether there is evidence, generate, and check the citations."""
+    return answer_with_sources(state, principal, req)[0]
+
+
+def answer_with_sources(state: AppState, principal: Principal, req: QueryRequest) -> tuple[QueryResponse, Retrieved]:
+    """:func:`answer` plus the sources it drew on (the audit records which of them were shown)."""
     retrieved = _retrieve(state, principal, req)
     if not answering.has_evidence(retrieved, state.settings.retrieval.min_dense_score):
-        return _not_found(None)
+        return _not_found(None), retrieved
     messages = answering.build_messages(req.query, retrieved.chunks)
     text = state.generator.complete(messages, _params(state, principal)).strip()
-    return _finish(state, text, retrieved)
+    response = _finish(state, text, retrieved)
+    return redact_answer(state, principal.tenant, response, answer_rule(state, retrieved.chunks))[0], retrieved
+
+
+def audited_answer(state: AppState, principal: Principal, req: QueryRequest, audit: RequestAudit | None = None) -> QueryResponse:
+    """:func:`answer`, audited as ``query.answered`` before it is returned (or its failure is)."""
+    audit = audit or RequestAudit(state, actor_of(principal))
+    with audit.failures("query.answered", query=req.query):
+        response, retrieved = answer_with_sources(state, principal, req)
+    record_answer(audit, req.query, response, retrieved)
+    return response
+
+
+def record_answer(audit: RequestAudit, query: str, response: QueryResponse, retrieved: Retrieved) -> None:
+    """Audit ``query.answered``: the chunks shown are the cited sources of a found answer, none otherwise."""
+    shown = retrieved.chunks if response.found else []
+    audit.record("query.answered", "answered" if response.found else "not_found", query=query, model=response.model,
+                 chunk_ids=[c.record.id for c in shown], document_ids=[c.record.document_id for c in shown],
+                 detail={"sources": len(shown), "dropped_citations": response.dropped_citations})
 
 
 def _finish(state: AppState, text: str, retrieved: Retrieved) -> QueryResponse:
@@ -58,10 +84,17 @@ def _sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def stream_answer(state: AppState, principal: Principal, req: QueryRequest) -> Iterator[str]:
-    """Server-sent events: ``token`` deltas, then one ``answer`` event with citations, then ``done``."""
+def stream_answer(state: AppState, principal: Principal, req: QueryRequest, audit: RequestAudit | None = None,
+                  retrieved: Retrieved | None = None) -> Iterator[str]:
+    """Server-sent events: ``token`` deltas, then one ``answer`` event with citations, then ``done``.
+
+    When the sources' redaction rule needs the answer scanned, the tokens are held back and the
+    redacted answer is sent as one ``token`` event. With ``audit``, ``query.answered`` is recorded
+    before the ``answer`` event (or the failure is, before the ``error`` event).
+    """
     try:
-        retrieved = _retrieve(state, principal, req)
+        retrieved = retrieved or _retrieve(state, principal, req)
+        rule = answer_rule(state, retrieved.chunks)
         if not answering.has_evidence(retrieved, state.settings.retrieval.min_dense_score):
             final = _not_found(None)
             yield _sse("token", {"text": final.answer})
@@ -70,26 +103,51 @@ def stream_answer(state: AppState, principal: Principal, req: QueryRequest) -> I
             messages = answering.build_messages(req.query, retrieved.chunks)
             for delta in state.generator.stream(messages, _params(state, principal)):
                 parts.append(delta)
-                yield _sse("token", {"text": delta})
-            final = _finish(state, "".join(parts).strip(), retrieved)
+                if not rule.needs_detection:
+                    yield _sse("token", {"text": delta})
+            final = redact_answer(state, principal.tenant, _finish(state, "".join(parts).strip(), retrieved), rule)[0]
+            if rule.needs_detection:
+                yield _sse("token", {"text": final.answer})
+        if audit is not None:
+            record_answer(audit, req.query, final, retrieved)
         yield _sse("answer", final.model_dump())
     except EnclaveError as exc:
-        yield _sse("error", {"error": {"message": exc.message, "type": "server_error", "param": exc.param, "code": exc.code}})
+        yield _sse("error", {"error": {"message": exc.message, "type": "server_error", "param": exc.param,
+                                       "code": _audit_failure(audit, req.query, exc)}})
     yield _sse("done", {})
 
 
+def _audit_failure(audit: RequestAudit | None, query: str, exc: EnclaveError) -> str:
+    """Record a stream that died (generator gone, timeout); returns the code the client should see."""
+    if audit is None or isinstance(exc, AuditUnavailable):
+        return exc.code
+    try:
+        audit.record("query.answered", f"error:{exc.code}", query=query)
+    except AuditUnavailable as failed:
+        return failed.code
+    return exc.code
+
+
 @router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}})
-def query(state: StateDep, principal: PrincipalDep, req: QueryRequest) -> QueryResponse | StreamingResponse:
+def query(state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: AuditDep) -> QueryResponse | StreamingResponse:
     """Answer a question from the caller's documents, with citations; ``stream: true`` for SSE."""
     if req.stream:
-        return StreamingResponse(stream_answer(state, principal, req), media_type="text/event-stream",
+        with audit.failures("query.answered", query=req.query):
+            retrieved = _retrieve(state, principal, req)
+        # Fail closed before the first byte: if the trail cannot take this, the caller gets a 503.
+        audit.record("query.started", query=req.query, chunk_ids=[c.record.id for c in retrieved.chunks],
+                     document_ids=[c.record.document_id for c in retrieved.chunks])
+        return StreamingResponse(stream_answer(state, principal, req, audit, retrieved), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    return answer(state, principal, req)
+    return audited_answer(state, principal, req, audit)
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(state: StateDep, principal: PrincipalDep, req: SearchRequest) -> SearchResponse:
+def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: AuditDep) -> SearchResponse:
     """Ranked chunks only, no generation."""
-    retrieved = retrieve(state.components, req.query, principal.access(req.collections), req.k, req.mode)
+    with audit.failures("search.performed", query=req.query):
+        retrieved = retrieve(state.components, req.query, principal.access(req.collections), req.k, req.mode)
+    audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in retrieved.chunks],
+                 document_ids=[c.record.document_id for c in retrieved.chunks], detail={"results": len(retrieved.chunks)})
     snippet = state.settings.retrieval.snippet_chars
     return SearchResponse(results=[citation(c, i, snippet) for i, c in enumerate(retrieved.chunks, start=1)])
