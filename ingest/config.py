@@ -24,6 +24,14 @@ class IndexSettings(BaseModel):
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 128
+    # Qdrant server/cluster only (backend "qdrant"); applied when Enclave creates the collection
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    shards: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    write_consistency: int = Field(default=1, ge=1)  # replicas that must acknowledge a write
+    upsert_batch: int = Field(default=256, ge=1)
+    upsert_parallel: int = Field(default=4, ge=1)
 
 
 class EmbedderSettings(BaseModel):
@@ -83,11 +91,49 @@ class ComplianceSettings(BaseModel):
     retention_interval_s: float = Field(default=3600.0, ge=0)  # 0 turns the service's retention schedule off
 
 
+class OidcSettings(BaseModel):
+    """An OpenID Connect provider whose signed access tokens (JWTs) Enclave accepts as bearer tokens.
+
+    ``provider`` picks where the claims live (Keycloak, Entra ID, Okta or generic); any ``*_claim``
+    (a dotted path such as ``realm_access.roles``) overrides the preset. ``role_map`` turns the
+    provider's role or group names into Enclave roles (``{"enclave-readers": "reader"}``).
+    """
+
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    algorithms: list[str] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+    leeway_s: int = Field(default=30, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
+    jwks_cache_s: float = Field(default=600.0, gt=0)
+    jwks_refresh_min_s: float = Field(default=10.0, ge=0)  # an unknown kid refetches the key set at most this often
+    provider: Literal["generic", "keycloak", "entra", "okta"] = "generic"
+    tenant_claim: str | None = None
+    subject_claim: str | None = None
+    groups_claim: str | None = None
+    roles_claim: str | None = None
+    static_tenant: str | None = None  # a single-tenant provider: every token belongs to this tenant
+    role_map: dict[str, str] = {}
+
+    @property
+    def configured(self) -> bool:
+        return self.issuer is not None
+
+
+class AuthSettings(BaseModel):
+    """Identity: OIDC bearer tokens and API keys; ``ENCLAVE_MODE``/``ENCLAVE_DEV_API_KEY`` are top-level."""
+
+    oidc: OidcSettings = OidcSettings()
+    dev_key_file: Path | None = None  # default: <data_dir>/auth/dev-api-key (0600, dev mode only)
+    policy_check_s: float = Field(default=1.0, ge=0)  # how often the Rego files are checked for changes; 0: never
+
+
 class Settings(BaseSettings):
     """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore",
+        hide_input_in_errors=True,  # a rejected setting must not echo secrets (dev key, generator key) into logs
     )
 
     data_dir: Path = Path(".enclave")
@@ -95,16 +141,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 50 * 1024 * 1024
+    mode: Literal["dev", "production"] = "dev"  # ENCLAVE_MODE; production refuses dev keys and demands an identity
+    dev_api_key: SecretStr | None = None  # ENCLAVE_DEV_API_KEY: the dev admin key of the default tenant (dev mode)
     default_tenant: str = "default"
     default_collection: str = "default"
     ingest_workers: int = 1
     job_max_attempts: int = 3
+    job_stale_after_s: float = Field(default=60.0, gt=0)  # a running job without a heartbeat this long is requeued
     index: IndexSettings = IndexSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkSettings = ChunkSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     compliance: ComplianceSettings = ComplianceSettings()
+    auth: AuthSettings = AuthSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -115,7 +165,19 @@ class Settings(BaseSettings):
             raise ValueError("ENCLAVE_INDEX__BACKEND=qdrant needs ENCLAVE_INDEX__URL")
         if self.chunking.overlap_tokens >= self.chunking.max_tokens:
             raise ValueError("ENCLAVE_CHUNKING__OVERLAP_TOKENS must be below MAX_TOKENS")
+        self._reject_auth_contradictions()
         return self
+
+    def _reject_auth_contradictions(self) -> None:
+        oidc = self.auth.oidc
+        if self.mode == "production" and self.dev_api_key is not None:
+            raise ValueError("ENCLAVE_DEV_API_KEY is for dev mode only: unset it, or set ENCLAVE_MODE=dev")
+        if oidc.configured and not (oidc.audience and (oidc.jwks_url or oidc.jwks_file)):
+            raise ValueError("ENCLAVE_AUTH__OIDC__ISSUER needs ENCLAVE_AUTH__OIDC__AUDIENCE and a JWKS_URL or JWKS_FILE")
+        if not oidc.configured and (oidc.jwks_url or oidc.jwks_file):
+            raise ValueError("ENCLAVE_AUTH__OIDC__JWKS_URL/JWKS_FILE need ENCLAVE_AUTH__OIDC__ISSUER")
+        if any(alg.upper().startswith("HS") or alg.lower() == "none" for alg in oidc.algorithms):
+            raise ValueError("ENCLAVE_AUTH__OIDC__ALGORITHMS may list only asymmetric algorithms (RS*, PS*, ES*)")
 
     @property
     def resolved_database_url(self) -> str:
@@ -136,6 +198,10 @@ class Settings(BaseSettings):
     @property
     def master_key_file(self) -> Path:
         return self.compliance.master_key_file or self.data_dir / "keys" / "master.key"
+
+    @property
+    def dev_key_file(self) -> Path:
+        return self.auth.dev_key_file or self.data_dir / "auth" / "dev-api-key"
 
     @property
     def log_dir(self) -> Path:

@@ -19,6 +19,8 @@ from service.context import AppState, build_state
 from service.errors import install_error_handlers
 from service.observability import FASTAPI_TELEMETRY, install_observability
 from service.routes import documents, health, query
+from service.routes import keys as api_keys
+from service.routes import policy as access_policy
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
                          description="Self-hosted retrieval-augmented generation for regulated data.")
     install_error_handlers(app)
     install_observability(app, settings or (state.settings if state else get_settings()))
-    for router in (health.router, documents.router, query.router, compliance.router):
+    for router in (health.router, documents.router, query.router, compliance.router, api_keys.router,
+                   access_policy.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

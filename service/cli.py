@@ -13,12 +13,19 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ingest.config import Settings, get_settings
+from service.auth.cli import keys_app, policy_app
 from service.compliance.cli import audit_app, kms_app, retention_app
+from service.db_cli import db_app
+from service.index_cli import index_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Enclave: cited answers from your own documents.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(kms_app, name="kms")
 app.add_typer(retention_app, name="retention")
+app.add_typer(keys_app, name="keys")
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
 out = Console()
 err = Console(stderr=True)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -105,8 +112,10 @@ def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = No
     import uvicorn
 
     from service.app import create_app
+    from service.auth.cli import prepare_serving
 
     settings = _settings()
+    prepare_serving(settings)  # production without identity stops here; dev mode prints where its key is
     bind_host, bind_port = host or settings.host, port or settings.port
     err.print(f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}")
     # log_config=None: uvicorn's records go through Enclave's root handler (ENCLAVE_LOG_FORMAT)

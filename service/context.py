@@ -9,6 +9,7 @@ from ingest.config import Settings
 from ingest.retention import RetentionScheduler
 from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
+from service.auth.access import AccessControl, build_access
 from service.generation.port import Generator
 from service.observability import instrument
 
@@ -35,6 +36,7 @@ class AppState:
     generator: Generator
     worker: BackgroundWorker | None
     retention: RetentionScheduler | None = None
+    access: AccessControl | None = None  # None: every authenticated route answers 503 (fail closed)
 
     def close(self) -> None:
         if self.retention is not None:
@@ -57,6 +59,7 @@ def build_state(
     Passing ``components`` or ``generator`` reuses already-warm ones (tests, benchmarks).
     """
     components = components or build_components(settings)
+    access = build_access(settings, components.engine)  # before the slow generator: a bad policy fails fast
     if generator is None:
         generator = make_generator(settings)
         generator.warm_up()
@@ -64,7 +67,7 @@ def build_state(
     worker = BackgroundWorker(components) if start_worker else None
     if worker is not None:
         worker.start()
-    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker))
+    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker), access)
 
 
 def _start_compliance_tasks(components: Components, background: bool) -> RetentionScheduler | None:

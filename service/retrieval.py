@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.index.port import AccessFilter, ScoredChunk, SearchMode
+from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, admits
 from ingest.runtime import Components
 from ingest.telemetry import span
 from service.schemas import Citation
@@ -31,18 +31,7 @@ def retrieve(components: Components, query: str, access: AccessFilter, k: int, m
 
 def _admitted(chunk: ScoredChunk, access: AccessFilter) -> bool:
     """Belt and braces: the same rule as the index filter, checked again before a chunk leaves."""
-    record = chunk.record
-    if record.tenant != access.tenant:
-        return False
-    if access.collections is not None and record.collection not in access.collections:
-        return False
-    if access.classifications is not None and record.classification not in access.classifications:
-        return False
-    if access.principal_groups is None and access.principal_user is None:
-        return True
-    if not record.acl_groups and not record.acl_users:
-        return True
-    return bool(set(record.acl_groups) & set(access.principal_groups or ())) or access.principal_user in record.acl_users
+    return admits(access, chunk.record)
 
 
 def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = True) -> Citation:

@@ -42,7 +42,14 @@ def parser():  # type: ignore[no-untyped-def]
     return instance
 
 
+# The dev admin key of tenant "default" in every test site (ENCLAVE_DEV_API_KEY): auth is on in tests too.
+DEV_KEY = "enc_test-dev-admin-key-0123456789abcdefghijklmnopqrstuv"
+DEV_HEADERS = {"Authorization": f"Bearer {DEV_KEY}"}
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    if overrides.get("mode", "dev") == "dev":
+        overrides.setdefault("dev_api_key", DEV_KEY)
     return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
 
 

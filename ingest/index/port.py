@@ -41,6 +41,7 @@ class ChunkRecord:
     classification: str = "internal"
     acl_groups: tuple[str, ...] = ()
     acl_users: tuple[str, ...] = ()
+    ocr: bool = False  # the text was read by OCR from a scanned page (citations say so)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ class AccessFilter:
 
     ``principal_groups``/``principal_user`` restrict to chunks whose ACL names one of them; a
     chunk with an empty ACL is visible to the whole tenant. ``None`` means no ACL restriction
-    (tenant-wide admin or the embedded dev mode).
+    (tenant-wide admin or the embedded dev mode). ``excluded_groups`` is an ethical wall: a chunk
+    whose ACL names any of them is invisible, whatever else admits it. ``classifications=()``
+    admits nothing.
     """
 
     tenant: str
@@ -58,6 +61,43 @@ class AccessFilter:
     classifications: tuple[str, ...] | None = None
     principal_user: str | None = None
     principal_groups: tuple[str, ...] | None = None
+    excluded_groups: tuple[str, ...] | None = None
+
+
+class Labelled(Protocol):
+    """What access is decided on: a chunk, or a document's row seen the same way."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def collection(self) -> str: ...
+    @property
+    def document_id(self) -> str: ...
+    @property
+    def classification(self) -> str: ...
+    @property
+    def acl_groups(self) -> tuple[str, ...]: ...
+    @property
+    def acl_users(self) -> tuple[str, ...]: ...
+
+
+def admits(access: AccessFilter, record: Labelled) -> bool:
+    """The filter's rule in Python: what every adapter's index filter must agree with, chunk for chunk."""
+    if record.tenant != access.tenant:
+        return False
+    if access.collections is not None and record.collection not in access.collections:
+        return False
+    if access.document_ids is not None and record.document_id not in access.document_ids:
+        return False
+    if access.classifications is not None and record.classification not in access.classifications:
+        return False
+    if access.excluded_groups and set(record.acl_groups) & set(access.excluded_groups):
+        return False
+    if access.principal_groups is None and access.principal_user is None:
+        return True
+    if not record.acl_groups and not record.acl_users:
+        return True
+    return bool(set(record.acl_groups) & set(access.principal_groups or ())) or access.principal_user in record.acl_users
 
 
 @dataclass(frozen=True)

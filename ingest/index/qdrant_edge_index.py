@@ -176,7 +176,8 @@ def access_filter(access: AccessFilter) -> qe.Filter:
     acl = _acl_condition(access)
     if acl is not None:
         must.append(acl)
-    return qe.Filter(must=must)
+    walled: list[Any] | None = [_match_any("acl_groups", access.excluded_groups)] if access.excluded_groups else None
+    return qe.Filter(must=must, must_not=walled)
 
 
 def _acl_condition(access: AccessFilter) -> qe.Filter | None:
@@ -209,6 +210,7 @@ def payload_of(record: ChunkRecord) -> dict[str, Any]:
         "classification": record.classification,
         "acl_groups": list(record.acl_groups),
         "acl_users": list(record.acl_users),
+        "ocr": record.ocr,
     }
 
 
@@ -230,6 +232,7 @@ def record_of(point_id: object, payload: dict[str, Any]) -> ChunkRecord:
         classification=payload.get("classification", "internal"),
         acl_groups=tuple(payload.get("acl_groups") or ()),
         acl_users=tuple(payload.get("acl_users") or ()),
+        ocr=bool(payload.get("ocr", False)),
     )
 
 

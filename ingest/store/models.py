@@ -52,6 +52,7 @@ class Document(SQLModel, table=True):
     pages: int | None = None
     chunk_count: int = 0
     version: int = 1
+    parent_id: str | None = Field(default=None, index=True, max_length=32)  # the e-mail an attachment came from
     classification: str = Field(default="internal", max_length=64)
     acl_json: str = '{"groups": [], "users": []}'
     metadata_json: str = "{}"
@@ -78,11 +79,14 @@ class Chunk(SQLModel, table=True):
     start: int
     end: int
     token_count: int
+    ocr: bool = False  # the chunk's text was read by OCR from a scanned page
 
 
 class Job(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     document_id: str = Field(index=True, foreign_key="document.id", max_length=32)
+    version: int = 1  # the document version this job ingests
+    upload_json: str | None = None  # a new version's file name, hash, ACL...: applied to the document when it is ready
     status: JobStatus = Field(default=JobStatus.queued, index=True)
     attempts: int = 0
     max_attempts: int = 3
@@ -96,3 +100,31 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """A service credential: scoped to a tenant, roles and optional groups, stored only as its SHA-256 hash.
+
+    The key itself is shown once, when it is created; ``key_hash`` finds it again on each request.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant: str = Field(index=True, max_length=128)
+    name: str = Field(max_length=128)
+    key_hash: str = Field(unique=True, max_length=64)
+    roles_json: str = "[]"
+    groups_json: str = "[]"
+    created_by: str = Field(default="local", max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def roles(self) -> list[str]:
+        loaded: list[str] = json.loads(self.roles_json)
+        return loaded
+
+    @property
+    def groups(self) -> list[str]:
+        loaded: list[str] = json.loads(self.groups_json)
+        return loaded

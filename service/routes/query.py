@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from ingest.audit.trail import AuditUnavailable
 from ingest.errors import EnclaveError
 from service import answering
-from service.auth import Principal
+from service.auth import Principal, require
 from service.compliance.answers import answer_rule, redact_answer
 from service.compliance.context import AuditDep, RequestAudit, actor_of
 from service.context import AppState
@@ -128,7 +128,8 @@ def _audit_failure(audit: RequestAudit | None, query: str, exc: EnclaveError) ->
     return exc.code
 
 
-@router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}})
+@router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}},
+             dependencies=[require("reader", action="query")])
 def query(state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: AuditDep) -> QueryResponse | StreamingResponse:
     """Answer a question from the caller's documents, with citations; ``stream: true`` for SSE."""
     if req.stream:
@@ -142,7 +143,7 @@ def query(state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: Au
     return audited_answer(state, principal, req, audit)
 
 
-@router.post("/search", response_model=SearchResponse)
+@router.post("/search", response_model=SearchResponse, dependencies=[require("reader", action="query")])
 def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: AuditDep) -> SearchResponse:
     """Ranked chunks only, no generation."""
     with audit.failures("search.performed", query=req.query):

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from ingest.runtime import build_components
 from service.app import create_app
 from service.context import build_state
-from tests.conftest import CUAD, DOCS, REPO, make_settings
+from tests.conftest import CUAD, DEV_HEADERS, DOCS, REPO, make_settings
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 
@@ -23,7 +23,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
     settings = make_settings(tmp_path_factory.mktemp("api") / "data")
     components = build_components(settings, embedder=embedder, parser=parser)
     state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state)) as test_client:
+    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as test_client:
         yield test_client
     state.worker.stop()  # type: ignore[union-attr]
     components.close()

@@ -1,0 +1,75 @@
+"""Document rows as the caller may see them: the index's access rule applied to ``/v1/documents``.
+
+Listings, counts, reads and deletes answer only for documents the caller's filter admits
+(tenant, classification, ACL, ethical walls); anything else is "not found", exactly like a
+document that does not exist, and is never counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, func, select
+
+from ingest.errors import NotFound
+from ingest.index.port import AccessFilter, admits
+from ingest.runtime import Components
+from ingest.store.db import session_scope
+from ingest.store.models import Document, DocumentStatus
+from service.auth.principal import Principal
+
+
+@dataclass(frozen=True)
+class _Labels:
+    tenant: str
+    collection: str
+    document_id: str
+    classification: str
+    acl_groups: tuple[str, ...]
+    acl_users: tuple[str, ...]
+
+
+def labels(document: Document) -> _Labels:
+    acl = document.acl
+    return _Labels(document.tenant, document.collection, document.id, document.classification,
+                   tuple(acl.get("groups", ())), tuple(acl.get("users", ())))
+
+
+def may_see(principal: Principal, document: Document) -> bool:
+    return admits(principal.access(), labels(document))
+
+
+def visible_document(components: Components, principal: Principal, document_id: str) -> Document:
+    """:raises NotFound: missing, in another tenant, or not visible to the caller (indistinguishable on purpose)."""
+    with session_scope(components.engine) as session:
+        document = session.get(Document, document_id)
+    if document is None or not may_see(principal, document):
+        raise NotFound(f"document {document_id} not found")
+    return document
+
+
+def visible_documents(components: Components, principal: Principal, collection: str | None,
+                      status: DocumentStatus | None, limit: int, offset: int) -> tuple[list[Document], int]:
+    """One page of the caller's documents, newest first, and how many it may see in all."""
+    access = principal.access([collection] if collection else None)
+    query = _filtered(select(Document), access, status)
+    order = (col(Document.created_at).desc(), col(Document.id))
+    with session_scope(components.engine) as session:
+        if access.principal_groups is None and access.principal_user is None and not access.excluded_groups:
+            total = int(session.exec(_filtered(select(func.count()).select_from(Document), access, status)).one())
+            return list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all()), total
+        rows = [d for d in session.exec(query.order_by(*order)).all() if admits(access, labels(d))]
+    return rows[offset : offset + limit], len(rows)
+
+
+def _filtered(query: Any, access: AccessFilter, status: DocumentStatus | None) -> Any:
+    """What SQL can decide: tenant, collection, status, classification (the ACL needs the JSON)."""
+    query = query.where(Document.tenant == access.tenant)
+    if access.collections is not None:
+        query = query.where(col(Document.collection).in_(access.collections))
+    if status is not None:
+        query = query.where(Document.status == status)
+    if access.classifications is not None:
+        query = query.where(col(Document.classification).in_(access.classifications))
+    return query
