@@ -1,7 +1,9 @@
 """Durable ingest jobs in the relational store: queued → running → done | failed.
 
 Claiming is a conditional UPDATE (``… WHERE id = ? AND status = 'queued'``): of several workers
-racing for one job exactly one sees a row count of 1, on SQLite and PostgreSQL alike. A job whose
+racing for one job exactly one sees a row count of 1, on SQLite and PostgreSQL alike. On PostgreSQL
+the candidate is read ``FOR UPDATE SKIP LOCKED``, so racing workers pick different jobs instead of
+queueing on the same row and retrying. A job whose
 worker died (no heartbeat for ``stale_after``) is put back in the queue; because chunk ids are
 deterministic the rerun overwrites, never duplicates, what the dead worker wrote.
 """
@@ -29,6 +31,7 @@ def claim_next(engine: Engine, worker: str) -> Job | None:
                 .where(Job.status == JobStatus.queued, col(Job.not_before) <= utcnow())
                 .order_by(col(Job.created_at))
                 .limit(1)
+                .with_for_update(skip_locked=True)  # PostgreSQL: racers take different jobs; SQLite: ignored
             ).first()
             if job is None:
                 return None

@@ -19,6 +19,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from ingest.config import Settings  # noqa: E402
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder  # noqa: E402
 from ingest.runtime import Components, build_components  # noqa: E402
+from tests.postgres import STORES, PostgresCluster  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -53,9 +54,30 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One real PostgreSQL 16 (``pgserver``, Unix socket only) for the session; a fresh database per test."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The relational store a test runs on: the embedded SQLite default, then a migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'data' / 'enclave.db').resolve()}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = cluster.create_database(migrated=True)
+    yield cluster.url(name)
+    cluster.drop_database(name)
+
+
 @pytest.fixture
-def components(tmp_path: Path, embedder: SentenceTransformerEmbedder, parser) -> Iterator[Components]:  # type: ignore[no-untyped-def]
-    built = build_components(make_settings(tmp_path / "data"), embedder=embedder, parser=parser)
+def components(tmp_path: Path, store_url: str, embedder: SentenceTransformerEmbedder, parser) -> Iterator[Components]:  # type: ignore[no-untyped-def]
+    database = {} if store_url.startswith("sqlite") else {"database_url": store_url}
+    built = build_components(make_settings(tmp_path / "data", **database), embedder=embedder, parser=parser)
     yield built
     built.close()
 
