@@ -39,6 +39,11 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+AUDIT_WRITE_FAILURES = Counter(
+    "enclave_audit_write_failures_total",
+    "Audit records that could not be written, so the request failed closed; by exception type.",
+    ["error"],
+)
 
 
 @contextmanager
@@ -78,6 +83,11 @@ def traced(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def annotate(**attributes: AttributeValue) -> None:
     """Add identifiers or counts to the current span (no-op without one)."""
     trace.get_current_span().set_attributes(attributes)
+
+
+def record_audit_write_failure(error_type: str) -> None:
+    """Count one audit write that failed (``error_type``: the exception's class name, never its message)."""
+    AUDIT_WRITE_FAILURES.labels(error=error_type).inc()
 
 
 def document_finished(outcome: str, chunks: int = 0) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from ingest import telemetry
 from ingest.audit.chain import GENESIS, Verification, link_mac, make_checkpoint, verify
 from ingest.audit.lock import ChainLock
 from ingest.errors import EnclaveError, ServiceUnavailable
@@ -102,6 +103,7 @@ class AuditSession:
 
 def _unavailable(exc: Exception) -> str:
     log.error("audit.write_failed type=%s", type(exc).__name__)
+    telemetry.record_audit_write_failure(type(exc).__name__)
     return "the audit trail cannot be written, so the request was refused (fail closed); the operator must check the store"
 
 

@@ -3,10 +3,8 @@
 Labels are low-cardinality and content-free: route *templates* (``/v1/documents/{document_id}``,
 never the raw path), methods, status codes, outcomes, modes. Never a tenant-supplied string.
 
-Other modules import the collectors from here, e.g. the audit log::
-
-    from service.observability.metrics import record_audit_write_failure
-    record_audit_write_failure("query.answered")
+The write path's collectors (ingest counters, stage timings, audit write failures) live in
+``ingest.telemetry`` because ``ingest`` never imports ``service``; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,7 +15,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from ingest.store.models import Job, JobStatus
-from ingest.telemetry import INGEST_CHUNKS, INGEST_DOCUMENTS, STAGE_SECONDS
+from ingest.telemetry import (
+    AUDIT_WRITE_FAILURES,
+    INGEST_CHUNKS,
+    INGEST_DOCUMENTS,
+    STAGE_SECONDS,
+    record_audit_write_failure,
+)
 
 __all__ = [
     "AUDIT_WRITE_FAILURES", "CONTENT_TYPE_LATEST", "GENERATOR_SECONDS", "GENERATOR_TOKENS", "GENERATOR_TTFT_SECONDS",
@@ -48,17 +52,6 @@ GENERATOR_TOKENS = Counter(
     "enclave_generator_completion_tokens_total",
     "Completion tokens generated, counted as streamed deltas (one token each from llama.cpp and vLLM).",
 )
-AUDIT_WRITE_FAILURES = Counter(
-    "enclave_audit_write_failures_total", "Audit records that could not be written (the request failed closed).",
-    ["event"],
-)
-
-
-def record_audit_write_failure(event: str) -> None:
-    """Count one failed audit write; ``event`` is the audit action (``query.answered``), never user text."""
-    AUDIT_WRITE_FAILURES.labels(event=event).inc()
-
-
 def refresh_queue_depth(engine: Engine) -> None:
     """Set the queue-depth gauge from the durable job table (shared by every worker process)."""
     with Session(engine) as session:

@@ -74,12 +74,14 @@ def test_metrics_endpoint_can_be_turned_off(tmp_path: Path) -> None:
     assert TestClient(create_app(settings)).get("/metrics").status_code == 404
 
 
-def test_audit_failure_counter_is_importable_and_counts() -> None:
-    from service.observability.metrics import AUDIT_WRITE_FAILURES, record_audit_write_failure
+def test_a_failed_audit_write_is_counted_by_error_type_only() -> None:
+    from ingest.audit.trail import _unavailable
+    from service.observability.metrics import AUDIT_WRITE_FAILURES
 
-    before = AUDIT_WRITE_FAILURES.labels(event="query.answered")._value.get()
-    record_audit_write_failure("query.answered")
-    assert AUDIT_WRITE_FAILURES.labels(event="query.answered")._value.get() == before + 1
+    counter = AUDIT_WRITE_FAILURES.labels(error="OSError")
+    before = counter._value.get()
+    message = _unavailable(OSError("disk full under /secret/path"))
+    assert "fail closed" in message and counter._value.get() == before + 1
 
 
 @pytest.fixture

@@ -26,8 +26,11 @@ from ingest.runtime import build_components
 from service.app import create_app
 from service.context import build_state
 from service.observability.logs import configure_logging
+from tests import conftest
 from tests.conftest import make_settings
 
+# The dev API key fixture arrives with authentication; before it, requests need no header.
+AUTH: dict[str, str] = getattr(conftest, "DEV_HEADERS", {})
 DOC_CANARY = f"zq{uuid.uuid4().hex[:12]}doc"
 QUERY_CANARY = f"zq{uuid.uuid4().hex[:12]}ask"
 DOCUMENT = (
@@ -77,20 +80,22 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
 def exercised(client: TestClient) -> dict[str, str]:
     """Upload, ingest, answer (plain and streamed), search, show; returns ids seen on the way."""
     upload = client.post(
-        "/v1/documents", files={"file": ("msa.txt", DOCUMENT.encode())}, headers={"X-Request-ID": "rid-upload"}
+        "/v1/documents", files={"file": ("msa.txt", DOCUMENT.encode())}, headers={**AUTH, "X-Request-ID": "rid-upload"}
     )
     assert upload.status_code == 202, upload.text
     document_id = upload.json()["document_id"]
     deadline = time.monotonic() + 120
-    while client.get(f"/v1/documents/{document_id}").json()["status"] not in ("ready", "failed"):
+    while client.get(f"/v1/documents/{document_id}", headers=AUTH).json()["status"] not in ("ready", "failed"):
         assert time.monotonic() < deadline, "ingest did not finish"
         time.sleep(0.2)
     question = f"Which law governs the agreement with Globex, project {QUERY_CANARY}?"
-    answer = client.post("/v1/query", json={"query": question}, headers={"X-Request-ID": "rid-query"})
+    answer = client.post("/v1/query", json={"query": question}, headers={**AUTH, "X-Request-ID": "rid-query"})
     assert answer.status_code == 200 and answer.json()["found"], answer.text
-    with client.stream("POST", "/v1/query", json={"query": question, "stream": True}) as streamed:
+    with client.stream("POST", "/v1/query", json={"query": question, "stream": True}, headers=AUTH) as streamed:
         assert "event: answer" in "".join(streamed.iter_text())
-    assert client.post("/v1/search", json={"query": f"termination notice {QUERY_CANARY}"}).status_code == 200
+    assert (
+        client.post("/v1/search", json={"query": f"termination notice {QUERY_CANARY}"}, headers=AUTH).status_code == 200
+    )
     return {"document_id": document_id}
 
 
@@ -120,7 +125,6 @@ def test_no_canary_in_spans_and_the_pipeline_is_traced(spans: InMemorySpanExport
         assert DOC_CANARY not in text and QUERY_CANARY not in text, span.name
     names = {span.name for span in finished}
     for stage in (
-        "ingest.job",
         "ingest.parse",
         "ingest.chunk",
         "ingest.embed",
@@ -132,8 +136,8 @@ def test_no_canary_in_spans_and_the_pipeline_is_traced(spans: InMemorySpanExport
         "generate",
     ):
         assert stage in names, stage
-    job = next(s for s in finished if s.name == "ingest.job")
-    assert job.attributes and job.attributes["document_id"] == exercised["document_id"]
+    parse = next(s for s in finished if s.name == "ingest.parse")
+    assert parse.attributes and parse.attributes["pages"] == 1 and parse.attributes["mime"] == "text/plain"
     query = next(
         s for s in finished if s.name == "POST /v1/query" and s.attributes["enclave.request_id"] == "rid-query"
     )
