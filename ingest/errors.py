@@ -92,3 +92,9 @@ class TransientIngestError(IngestError):
     code = "transient_ingest_error"
     status = 503
     retryable = True
+
+
+class ConfigurationError(EnclaveError):
+    """Settings that contradict each other or the deployment; the message names the variable to fix."""
+
+    code = "configuration_error"

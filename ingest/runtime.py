@@ -10,15 +10,17 @@ from sqlalchemy.engine import Engine
 from ingest.blobs import BlobStore, LocalBlobStore
 from ingest.chunking import TokenChunker
 from ingest.compliance import Compliance, build_compliance
-from ingest.config import Settings
+from ingest.config import IndexSettings, Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
+from ingest.errors import ConfigurationError
 from ingest.index.port import VectorIndex
 from ingest.keys.sealed import SealedBlobStore, SealedIndex
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
+    from ingest.index.qdrant_client_index import ClusterConfig
     from ingest.parsing.port import Parser
 
 
@@ -47,13 +49,54 @@ class Components:
 
 
 def make_index(settings: Settings, dim: int) -> VectorIndex:
-    """The configured vector index adapter (not yet opened)."""
-    if settings.index.backend == "qdrant":
-        raise NotImplementedError("the Qdrant cluster adapter is not part of this build; use ENCLAVE_INDEX__BACKEND=edge")
+    """The configured vector index adapter (not yet opened): Qdrant Edge, or a Qdrant server/cluster.
+
+    :raises ConfigurationError: index settings that contradict each other.
+    """
+    cfg = settings.index
+    _reject_index_contradictions(cfg)
+    if cfg.backend == "qdrant":
+        from ingest.index.qdrant_client_index import QdrantClientIndex
+
+        return QdrantClientIndex(dim, cluster_config(cfg))
     from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 
-    cfg = settings.index
-    return QdrantEdgeIndex(settings.index_dir, dim, hnsw_m=cfg.hnsw_m, ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef)
+    return QdrantEdgeIndex(
+        settings.index_dir, dim, hnsw_m=cfg.hnsw_m, ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef
+    )
+
+
+def cluster_config(cfg: IndexSettings, *, url: str | None = None, collection: str | None = None) -> ClusterConfig:
+    """The qdrant-client adapter's configuration from the index settings (``url``/``collection`` override)."""
+    from ingest.index.qdrant_client_index import ClusterConfig
+
+    return ClusterConfig(
+        url=url or cfg.url, collection=collection or cfg.collection,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None, timeout_s=cfg.timeout_s,
+        shards=cfg.shards, replication_factor=cfg.replication_factor, write_consistency=cfg.write_consistency,
+        hnsw_m=cfg.hnsw_m, hnsw_ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef,
+        upsert_batch=cfg.upsert_batch, upsert_parallel=cfg.upsert_parallel,
+    )
+
+
+def _reject_index_contradictions(cfg: IndexSettings) -> None:
+    cluster_only = {"URL": cfg.url, "API_KEY": cfg.api_key, "SHARDS": cfg.shards != 1,
+                    "REPLICATION_FACTOR": cfg.replication_factor != 1, "WRITE_CONSISTENCY": cfg.write_consistency != 1}
+    if cfg.backend == "edge":
+        for name, value in cluster_only.items():
+            if value:
+                raise ConfigurationError(
+                    f"ENCLAVE_INDEX__{name} applies to a Qdrant server or cluster, but the index is the embedded "
+                    "Qdrant Edge: set ENCLAVE_INDEX__BACKEND=qdrant to use the cluster, or unset it"
+                )
+        return
+    if not cfg.url:
+        raise ConfigurationError("ENCLAVE_INDEX__BACKEND=qdrant needs ENCLAVE_INDEX__URL (e.g. http://qdrant:6333)")
+    if cfg.write_consistency > cfg.replication_factor:
+        raise ConfigurationError(
+            f"ENCLAVE_INDEX__WRITE_CONSISTENCY={cfg.write_consistency} exceeds ENCLAVE_INDEX__REPLICATION_FACTOR="
+            f"{cfg.replication_factor}: no write could ever be acknowledged; lower it or add replicas"
+        )
 
 
 def build_components(settings: Settings, *, embedder: DenseEmbedder | None = None, parser: Parser | None = None) -> Components:

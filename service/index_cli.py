@@ -1,0 +1,99 @@
+"""``enclave index …``: move the embedded Qdrant Edge index into a Qdrant server or cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from ingest.config import get_settings
+
+if TYPE_CHECKING:
+    import qdrant_edge as qe
+
+    from ingest.index.qdrant_client_index import ClusterConfig, QdrantClientIndex
+    from ingest.index.transfer import TransferReport
+
+index_app = typer.Typer(no_args_is_help=True, help="Vector index: copy the embedded index into a Qdrant cluster.")
+out = Console()
+err = Console(stderr=True)
+TO_HELP = "Qdrant URL (http://qdrant:6333), or a directory for qdrant-client's local mode"
+
+
+@index_app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help=TO_HELP)],
+    collection: Annotated[
+        str | None, typer.Option(help="target collection (default ENCLAVE_INDEX__COLLECTION)")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="points per scroll and upsert")] = 256,
+    shards: Annotated[int | None, typer.Option(min=1, help="shards of a new collection")] = None,
+    replication_factor: Annotated[int | None, typer.Option(min=1, help="copies of each shard")] = None,
+    write_consistency: Annotated[int | None, typer.Option(min=1, help="replicas that acknowledge a write")] = None,
+) -> None:
+    """Copy every point (vectors and sealed payload) of the embedded index into a Qdrant collection.
+
+    Stop `enclave serve` first (the embedded index is opened exclusively). Running it again is safe.
+    """
+    from qdrant_client import QdrantClient
+
+    from ingest.index.qdrant_client_index import QdrantClientIndex
+    from ingest.index.transfer import open_source, source_dimension
+
+    if to == ":memory:":
+        raise typer.BadParameter(
+            "an in-memory target vanishes with this process; give a URL or a directory", param_hint="--to"
+        )
+    remote = to.startswith(("http://", "https://"))
+    config = _target_config(to if remote else None, collection, shards, replication_factor, write_consistency)
+    index_dir = get_settings().index_dir
+    source = open_source(index_dir)
+    dim = source_dimension(source) if source is not None else None
+    if source is None or dim is None:
+        out.print(f"the embedded index at {index_dir} is empty: nothing to copy")
+        return
+    try:
+        report = _copy(source, QdrantClientIndex(dim, config, client=None if remote else QdrantClient(path=to)), batch)
+    finally:
+        source.close()
+    out.print(
+        f"copied {report.copied} points in {report.seconds:.1f} s; the collection {config.collection!r} holds "
+        f"{report.target_points}, the embedded index {report.source_points}"
+    )
+    if remote:
+        out.print(
+            f"next: ENCLAVE_INDEX__BACKEND=qdrant ENCLAVE_INDEX__URL={to} ENCLAVE_INDEX__COLLECTION={config.collection}"
+        )
+
+
+def _target_config(
+    url: str | None,
+    collection: str | None,
+    shards: int | None,
+    replication_factor: int | None,
+    write_consistency: int | None,
+) -> ClusterConfig:
+    from ingest.runtime import cluster_config
+
+    base = cluster_config(get_settings().index, url=url, collection=collection)
+    return dataclasses.replace(
+        base,
+        shards=shards or base.shards,
+        replication_factor=replication_factor or base.replication_factor,
+        write_consistency=write_consistency or base.write_consistency,
+    )
+
+
+def _copy(source: qe.EdgeShard, target: QdrantClientIndex, batch: int) -> TransferReport:
+    from ingest.index.transfer import copy_edge_to_cluster
+
+    target.warm_up()
+    try:
+        with Progress(console=err) as progress:
+            task = progress.add_task("copying points", total=None)
+            return copy_edge_to_cluster(source, target, batch=batch, on_batch=lambda n: progress.advance(task, n))
+    finally:
+        target.close()
