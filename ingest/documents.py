@@ -17,24 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, func, select
 
-from ingest import telemetry
 from ingest.audit.trail import Actor, AuditEvent
-from ingest.chunking import ChunkSpan
+from ingest.chunking import TokenChunker
 from ingest.erasure import ErasureReceipt, erase_document
-from ingest.errors import DocumentTooLarge, EmptyDocument, EnclaveError, InvalidRequest, NotFound
-from ingest.index.port import ChunkRecord
-from ingest.jobs import claim_next, fail, finish, heartbeat
+from ingest.errors import DocumentTooLarge, EmptyDocument, InvalidRequest, NotFound
+from ingest.jobs import claim_next
 from ingest.parsing.port import ParsedDocument
 from ingest.runtime import Components
 from ingest.store.db import session_scope
-from ingest.store.models import Chunk, Document, DocumentStatus, Job, JobStatus, utcnow
+from ingest.store.models import Document, DocumentStatus, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 CHUNK_NAMESPACE = uuid.UUID("5b0c1f4e-7d1a-4f0e-9a51-6c2f3e8d9a10")
 EMBED_BATCH = 64
 HEADER_TOKENS = 40
+FILE_SUFFIXES = {".txt", ".md", ".pdf", ".docx", ".doc", ".pptx", ".xlsx", ".html", ".htm", ".eml", ".csv", ".rtf", ".json"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,7 @@ class Upload:
     acl: dict[str, list[str]] = field(default_factory=lambda: {"groups": [], "users": []})
     metadata: dict[str, Any] = field(default_factory=dict)
     actor: Actor | None = None  # who uploaded (audited); None: a local system actor of the tenant
+    parent_id: str | None = None  # the document (an e-mail) this one was attached to
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,15 @@ def _check_upload(components: Components, upload: Upload) -> None:
 
 
 def _find_duplicate(session: Session, upload: Upload, digest: str) -> Document | None:
+    # Same ACL and classification too: a duplicate is only ever a document the uploader asked to share
+    # the same way, so the answer cannot reveal a document the uploader may not see.
     return session.exec(
         select(Document).where(
             Document.tenant == upload.tenant,
             Document.collection == upload.collection,
             Document.content_hash == digest,
+            Document.classification == upload.classification,
+            Document.acl_json == _acl_json(upload.acl),
             col(Document.status) != DocumentStatus.failed,
         )
     ).first()
@@ -136,9 +140,14 @@ def _new_document(upload: Upload, digest: str) -> Document:
         content_hash=digest,
         size_bytes=len(upload.data),
         classification=upload.classification,
-        acl_json=json.dumps({"groups": sorted(set(upload.acl.get("groups", []))), "users": sorted(set(upload.acl.get("users", [])))}),
+        acl_json=_acl_json(upload.acl),
         metadata_json=json.dumps(upload.metadata),
+        parent_id=upload.parent_id,
     )
+
+
+def _acl_json(acl: dict[str, list[str]]) -> str:
+    return json.dumps({"groups": sorted(set(acl.get("groups", []))), "users": sorted(set(acl.get("users", [])))})
 
 
 def process_next(components: Components, worker: str) -> Job | None:
@@ -151,78 +160,17 @@ def process_next(components: Components, worker: str) -> Job | None:
         return session.get(Job, job.id)
 
 
-@telemetry.traced("ingest.job")
 def process_job(components: Components, job: Job, on_progress: Callable[[int, int], None] | None = None) -> None:
-    """Run one claimed job to done or failed (with retry for transient errors)."""
-    with session_scope(components.engine) as session:
-        document = session.get(Document, job.document_id)
-        if document is None:
-            fail(components.engine, job, "the document was deleted before it was processed", "not_found", retryable=False)
-            return
-        session.execute(_set_status(document.id, DocumentStatus.processing))
-    try:
-        count = _ingest(components, job, document, on_progress)
-    except EnclaveError as exc:
-        _on_failure(components, job, document, exc.message, exc.code, exc.retryable)
-    except Exception as exc:  # noqa: BLE001 - unexpected failures are retried, then reported
-        log.exception("ingest failed job=%s", job.id)
-        _on_failure(components, job, document, f"internal error while ingesting: {type(exc).__name__}", "internal_error", True)
-    else:
-        finish(components.engine, job.id)
-        telemetry.document_finished("ready", count)
-        log.info("ingested document=%s chunks=%d", document.id, count)
+    """Run one claimed job to done or failed (with retry for transient errors); see :mod:`ingest.pipeline`."""
+    from ingest.pipeline import run_job  # the pipeline builds on this module
+
+    run_job(components, job, on_progress)
 
 
 def _set_status(document_id: str, status: DocumentStatus, **values: Any) -> Any:
     from sqlalchemy import update
 
     return update(Document).where(col(Document.id) == document_id).values(status=status, updated_at=utcnow(), **values)
-
-
-def _ingest(components: Components, job: Job, document: Document, on_progress: Callable[[int, int], None] | None) -> int:
-    telemetry.annotate(document_id=document.id, job_id=job.id, tenant=document.tenant, bytes=document.size_bytes)
-    data = components.blobs.get(document.id)
-    with telemetry.span("ingest.parse") as parse_span:
-        parsed = components.parser.parse(data, document.filename)
-        parse_span.set_attributes({"pages": parsed.pages, "mime": parsed.mime})
-    parsed, _ = components.compliance.redact(parsed, document.tenant, document.classification)
-    with telemetry.span("ingest.chunk") as chunk_span:
-        spans = components.chunker.chunk(parsed)
-        chunk_span.set_attribute("chunks", len(spans))
-    if not spans:
-        raise EmptyDocument("no extractable text in this document; upload a text-bearing copy")
-    heartbeat(components.engine, job.id, pages=parsed.pages)
-    records = _records(document, parsed, spans)
-    header = context_header(components, records[0].title, parsed)
-    _embed_and_upsert(components, job, records, header, on_progress)
-    _commit_ready(components, document, parsed, spans)
-    components.index.delete_document(document.tenant, document.id, keep_version=document.version)
-    return len(spans)
-
-
-def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan]) -> list[ChunkRecord]:
-    acl = document.acl
-    title = document.title if document.title != document.filename or not parsed.title else parsed.title
-    return [
-        ChunkRecord(
-            id=chunk_id(document.id, document.version, span.ordinal),
-            tenant=document.tenant,
-            collection=document.collection,
-            document_id=document.id,
-            title=title,
-            text=span.text,
-            page=span.page,
-            page_end=span.page_end,
-            start=span.start,
-            end=span.end,
-            ordinal=span.ordinal,
-            version=document.version,
-            classification=document.classification,
-            acl_groups=tuple(acl.get("groups", [])),
-            acl_users=tuple(acl.get("users", [])),
-        )
-        for span in spans
-    ]
 
 
 def context_header(components: Components, title: str, parsed: ParsedDocument) -> str:
@@ -232,61 +180,27 @@ def context_header(components: Components, title: str, parsed: ParsedDocument) -
     Kowledge") and the clause ("which law governs"). With the header in every chunk's vectors
     the naming part matches all of the document's chunks alike, so the clause part decides.
     """
-    name = PurePath(title).stem.replace("_", " ")
+    return header_text(components.chunker, title, parsed)
+
+
+def header_text(chunker: TokenChunker, title: str, parsed: ParsedDocument) -> str:
+    """:func:`context_header` from the chunker alone (bulk indexing for evaluation uses it too)."""
     opening = parsed.text[: parsed.elements[0].end + 400] if parsed.elements else ""
-    offsets = components.chunker.token_offsets(opening)
+    offsets = chunker.token_offsets(opening)
     cut = offsets[HEADER_TOKENS - 1][1] if len(offsets) >= HEADER_TOKENS else len(opening)
-    return f"{name}\n{' '.join(opening[:cut].split())}"
+    return f"{_title_words(title)}\n{' '.join(opening[:cut].split())}"
 
 
-def _embed_and_upsert(
-    components: Components, job: Job, records: list[ChunkRecord], header: str, on_progress: Callable[[int, int], None] | None
-) -> None:
-    done = 0
-    for i in range(0, len(records), EMBED_BATCH):
-        batch = records[i : i + EMBED_BATCH]
-        texts = [f"{header}\n{r.text}" for r in batch]
-        with telemetry.span("ingest.embed", chunks=len(batch)):
-            dense = components.embedder.embed_passages(texts)
-            sparse = [components.sparse.embed_passage(t) for t in texts]
-        with telemetry.span("ingest.upsert", chunks=len(batch)):
-            components.index.upsert(batch, dense, sparse)
-        done += len(batch)
-        heartbeat(components.engine, job.id, chunks=done)
-        if on_progress is not None:
-            on_progress(done, len(records))
+def _title_words(title: str) -> str:
+    """A file name loses its extension and underscores; any other title stays whole ("A/B testing")."""
+    path = PurePath(title)
+    is_file_name = "/" not in title and path.suffix.lower() in FILE_SUFFIXES
+    return (path.stem if is_file_name else title).replace("_", " ")
 
 
-def _commit_ready(components: Components, document: Document, parsed: ParsedDocument, spans: list[ChunkSpan]) -> None:
-    with session_scope(components.engine) as session:
-        session.execute(delete(Chunk).where(col(Chunk.document_id) == document.id))
-        session.add_all(
-            Chunk(
-                id=chunk_id(document.id, document.version, s.ordinal),
-                document_id=document.id,
-                ordinal=s.ordinal,
-                page=s.page,
-                page_end=s.page_end,
-                start=s.start,
-                end=s.end,
-                token_count=s.token_count,
-            )
-            for s in spans
-        )
-        title = parsed.title if document.title == document.filename and parsed.title else document.title
-        session.execute(
-            _set_status(document.id, DocumentStatus.ready, pages=parsed.pages, chunk_count=len(spans), mime=parsed.mime, title=title[:512], error=None, error_code=None)
-        )
-
-
-def _on_failure(components: Components, job: Job, document: Document, message: str, code: str, retryable: bool) -> None:
-    components.index.delete_document(document.tenant, document.id, keep_version=None if document.chunk_count == 0 else document.version - 1)
-    requeued = fail(components.engine, job, message, code, retryable=retryable)
-    telemetry.annotate(error_code=code, retried=requeued)
-    telemetry.document_finished("retried" if requeued else "failed")
-    if not requeued:
-        with session_scope(components.engine) as session:
-            session.execute(_set_status(document.id, DocumentStatus.failed, error=message, error_code=code))
+def embedding_text(header: str, chunk_text: str) -> str:
+    """What the dense and the BM25 encoders see for one chunk: its document's header, then the chunk."""
+    return f"{header}\n{chunk_text}"
 
 
 def delete_document(components: Components, tenant: str, document_id: str, actor: Actor | None = None) -> ErasureReceipt:
@@ -311,12 +225,29 @@ def latest_job(components: Components, document_id: str) -> Job | None:
         return session.exec(select(Job).where(Job.document_id == document_id).order_by(col(Job.created_at).desc())).first()
 
 
-def list_documents(components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0) -> list[Document]:
+def list_documents(components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0,
+                   status: DocumentStatus | None = None) -> list[Document]:
+    """Newest first (ties by id, so pages never overlap), optionally one collection and/or one status."""
     with session_scope(components.engine) as session:
-        query = select(Document).where(Document.tenant == tenant)
-        if collection is not None:
-            query = query.where(Document.collection == collection)
-        return list(session.exec(query.order_by(col(Document.created_at).desc()).offset(offset).limit(limit)).all())
+        query = _document_filter(select(Document), tenant, collection, status)
+        order = (col(Document.created_at).desc(), col(Document.id))
+        return list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all())
+
+
+def count_documents(components: Components, tenant: str, collection: str | None = None,
+                    status: DocumentStatus | None = None) -> int:
+    with session_scope(components.engine) as session:
+        query = _document_filter(select(func.count()).select_from(Document), tenant, collection, status)
+        return int(session.exec(query).one())
+
+
+def _document_filter(query: Any, tenant: str, collection: str | None, status: DocumentStatus | None) -> Any:
+    query = query.where(Document.tenant == tenant)
+    if collection is not None:
+        query = query.where(Document.collection == collection)
+    if status is not None:
+        query = query.where(Document.status == status)
+    return query
 
 
 def job_is_active(job: Job | None) -> bool:

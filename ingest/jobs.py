@@ -10,7 +10,10 @@ deterministic the rerun overwrites, never duplicates, what the dead worker wrote
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import timedelta
+from types import TracebackType
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -19,6 +22,7 @@ from sqlmodel import col, select
 from ingest.store.db import session_scope
 from ingest.store.models import Job, JobStatus, utcnow
 
+log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 2.0
 
 
@@ -94,3 +98,51 @@ def requeue_stale(engine: Engine, stale_after: timedelta) -> int:
 def pending_count(engine: Engine) -> int:
     with session_scope(engine) as session:
         return len(session.exec(select(Job.id).where(col(Job.status).in_([JobStatus.queued, JobStatus.running]))).all())
+
+
+class Heartbeats:
+    """Keeps every job this worker holds looking alive, from a background thread.
+
+    A long step (OCR of a 300-page scan, a document waiting for its turn to be embedded) sends no
+    progress for minutes; without a heartbeat another worker would take the job as abandoned and
+    process it a second time. Beats every ``interval_s`` for the jobs between :meth:`hold` and
+    :meth:`release`; a killed worker stops beating, so its jobs go stale and are requeued.
+    """
+
+    def __init__(self, engine: Engine, interval_s: float) -> None:
+        self._engine = engine
+        self._interval_s = interval_s
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, job_id: str) -> None:
+        with self._lock:
+            self._held.add(job_id)
+
+    def release(self, job_id: str) -> None:
+        with self._lock:
+            self._held.discard(job_id)
+
+    def __enter__(self) -> Heartbeats:
+        self._thread = threading.Thread(target=self._run, name="enclave-heartbeats", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._interval_s + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            with self._lock:
+                held = sorted(self._held)
+            if not held:
+                continue
+            try:
+                with session_scope(self._engine) as session:
+                    session.execute(update(Job).where(col(Job.id).in_(held)).values(heartbeat_at=utcnow()))
+            except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                log.warning("heartbeat failed jobs=%d", len(held))

@@ -16,6 +16,7 @@ from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.errors import ConfigurationError
 from ingest.index.port import VectorIndex
+from ingest.index.swap import AtomicSwapIndex
 from ingest.keys.sealed import SealedBlobStore, SealedIndex
 from ingest.store.db import create_schema, make_engine
 
@@ -114,7 +115,7 @@ def build_components(settings: Settings, *, embedder: DenseEmbedder | None = Non
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedder.model_path, settings.embedder.batch_size)
     embedder.warm_up()
-    index = SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
+    index = AtomicSwapIndex(SealedIndex(make_index(settings, embedder.dim), compliance.keyring))  # see ingest.index.swap
     index.warm_up()
     if parser is None:
         parser = UnstructuredParser()

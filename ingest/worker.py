@@ -1,32 +1,79 @@
-"""A background worker that drains the durable job queue."""
+"""Workers that drain the durable job queue: in the service's process, or as ``enclave worker``.
+
+Every worker sends heartbeats for the jobs it holds and requeues jobs whose worker stopped
+sending them (it crashed or was killed); see :mod:`ingest.jobs`. Several ``enclave worker``
+processes may share one queue (the claim is a conditional UPDATE); with the embedded index
+(Qdrant Edge, open in one process at a time) run one, or the service's own worker.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
-from ingest.documents import process_next
-from ingest.jobs import requeue_stale
+from ingest.batching import BatchingWorker, Finished
+from ingest.jobs import Heartbeats, pending_count, requeue_stale
 from ingest.runtime import Components
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(seconds=60)
+BEATS_PER_STALE = 4  # heartbeats sent within one stale period: a late beat or two is not a death
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def drain(components: Components, name: str | None = None) -> int:
+def stale_after(components: Components) -> timedelta:
+    return timedelta(seconds=components.settings.job_stale_after_s)
+
+
+def heartbeats(components: Components) -> Heartbeats:
+    return Heartbeats(components.engine, components.settings.job_stale_after_s / BEATS_PER_STALE)
+
+
+def drain(components: Components, name: str | None = None, on_finished: Finished | None = None) -> int:
     """Process jobs until the queue is empty; returns how many were processed."""
-    name = name or worker_name()
-    processed = 0
-    while process_next(components, name) is not None:
-        processed += 1
+    with heartbeats(components) as beats:
+        return BatchingWorker(components, name or worker_name(), beats, on_finished=on_finished).drain()
+
+
+def run_worker(components: Components, *, until_empty: bool = False, poll_s: float = 1.0,
+               stop: threading.Event | None = None) -> int:
+    """Process jobs as they come until ``stop`` is set; returns how many were processed.
+
+    ``until_empty`` returns once no job is queued or running anywhere, after waiting for running
+    jobs of dead workers to go stale and taking them over.
+    """
+    stop = stop or threading.Event()
+    name, processed = worker_name(), 0
+    with heartbeats(components) as beats:
+        while not stop.is_set():
+            requeued = requeue_stale(components.engine, stale_after(components))
+            if requeued:
+                log.warning("requeued abandoned jobs count=%d", requeued)
+            processed += BatchingWorker(components, name, beats, stop=stop).drain()
+            if until_empty and pending_count(components.engine) == 0:
+                break
+            stop.wait(poll_s)
     return processed
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT, so the worker finishes its current documents, then exits."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class BackgroundWorker:
@@ -40,7 +87,7 @@ class BackgroundWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        requeue_stale(self._components.engine, STALE_AFTER)
+        requeue_stale(self._components.engine, stale_after(self._components))
         self._thread = threading.Thread(target=self._run, name="enclave-ingest-worker", daemon=True)
         self._thread.start()
 
@@ -55,11 +102,12 @@ class BackgroundWorker:
 
     def _run(self) -> None:
         name = worker_name()
-        while not self._stop.is_set():
-            try:
-                drain(self._components, name)
-                requeue_stale(self._components.engine, STALE_AFTER)
-            except Exception:  # noqa: BLE001 - the worker must outlive one bad iteration
-                log.exception("ingest worker iteration failed")
-            self._wake.wait(self._poll_s)
-            self._wake.clear()
+        with heartbeats(self._components) as beats:
+            while not self._stop.is_set():
+                try:
+                    BatchingWorker(self._components, name, beats, stop=self._stop).drain()
+                    requeue_stale(self._components.engine, stale_after(self._components))
+                except Exception:  # noqa: BLE001 - the worker must outlive one bad iteration
+                    log.exception("ingest worker iteration failed")
+                self._wake.wait(self._poll_s)
+                self._wake.clear()

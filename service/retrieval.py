@@ -40,4 +40,4 @@ def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = 
     snippet = text if len(text) <= snippet_chars else text[:snippet_chars].rsplit(" ", 1)[0] + " …"
     return Citation(marker=marker, document_id=record.document_id, title=record.title, page=record.page,
                     page_end=record.page_end, start=record.start, end=record.end, snippet=snippet,
-                    score=round(chunk.score, 6), cited=cited)
+                    score=round(chunk.score, 6), cited=cited, ocr=record.ocr)

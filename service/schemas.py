@@ -21,6 +21,7 @@ class Citation(BaseModel):
     snippet: str
     score: float
     cited: bool = Field(description="true when the answer text cites this source with [marker]; false when it was supplied but not cited")
+    ocr: bool = Field(default=False, description="true when the source text was read by OCR from a scanned page (characters may be misread)")
 
 
 class QueryRequest(BaseModel):
@@ -62,7 +63,8 @@ class JobPublic(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobPublic:
         return cls(id=job.id, status=job.status, attempts=job.attempts, error=job.error, error_code=job.error_code,
-                   pages_done=job.pages_done, chunks_done=job.chunks_done)
+    version: int = Field(default=1, description="the document version this job ingests")
+                   pages_done=job.pages_done, chunks_done=job.chunks_done, version=job.version)
 
 
 class DocumentPublic(BaseModel):
@@ -88,10 +90,12 @@ class DocumentPublic(BaseModel):
     @classmethod
     def of(cls, doc: Document, job: Job | None = None) -> DocumentPublic:
         return cls(id=doc.id, title=doc.title, filename=doc.filename, collection=doc.collection, status=doc.status,
+    version: int = Field(default=1, description="the version readers see (a newer one may be in `job`)")
+    parent_id: str | None = Field(default=None, description="the e-mail this document was attached to")
                    mime=doc.mime, pages=doc.pages, chunk_count=doc.chunk_count, content_hash=doc.content_hash,
                    size_bytes=doc.size_bytes, classification=doc.classification, acl=doc.acl, metadata=doc.metadata_dict,
                    error=doc.error, error_code=doc.error_code, created_at=doc.created_at, updated_at=doc.updated_at,
-                   job=JobPublic.of(job) if job else None)
+                   job=JobPublic.of(job) if job else None, version=doc.version, parent_id=doc.parent_id)
 
 
 class UploadAccepted(BaseModel):
