@@ -35,4 +35,9 @@ for spec in (line for path in sys.argv[1:] for line in pathlib.Path(path).read_t
         sys.exit(f"install.sh: {name} {md.version(name)} installed, {version} expected")
 PY
 if [ -x "$venv/bin/enclave" ]; then HF_HUB_OFFLINE=1 "$venv/bin/enclave" --help >/dev/null; fi
-echo "Enclave is installed in $venv (start it: HF_HUB_OFFLINE=1 $venv/bin/enclave serve)"
+start="HF_HUB_OFFLINE=1 $venv/bin/enclave serve"
+if [ -d "$here/policies" ]; then  # policies are data, read at start-up: keep a copy beside the venv
+  rm -rf "$venv/policies" && cp -r "$here/policies" "$venv/policies"
+  start="ENCLAVE_COMPLIANCE__POLICIES_DIR=$venv/policies $start"
+fi
+echo "Enclave is installed in $venv (start it: $start)"

@@ -64,6 +64,8 @@ cp deploy/bundle-install.sh "$stage/install.sh"
 mkdir -p "$stage/deploy" "$stage/helm"
 cp deploy/compose.yaml deploy/enclave.env.example deploy/make-secrets.sh deploy/README.md "$stage/deploy/"
 cp -r helm/enclave "$stage/helm/"
+# The Rego policies are data read at start-up, not part of the wheel.
+[[ -d policies ]] && cp -r policies "$stage/policies"
 archive="$out/$(basename "$stage").tar.gz"
 tar -czf "$archive" -C "$stage_root" "$(basename "$stage")"
 (cd "$out" && sha256sum "$(basename "$archive")" > "$(basename "$archive").sha256")

