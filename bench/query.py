@@ -31,11 +31,11 @@ from bench.indexstats import create_quantized, measure_footprint, recall_at_k, r
 from bench.loadgen import RequestFailed, RunResult, WorkerFactory, run_closed_loop
 from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
-from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.index.port import AccessFilter, VectorIndex
-from ingest.runtime import make_index
-from ingest.store.db import create_schema, make_engine
+from ingest.parsing.unstructured_parser import UnstructuredParser
+from ingest.runtime import Components, build_components
 
 TENANT = "default"
 TARGET_P95_MS = 80.0
@@ -62,8 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # -- the two loops ---------------------------------------------------------------------------------
 def bare_factory(
-    embedder: SentenceTransformerEmbedder,
-    sparse: QdrantBm25Encoder,
+    embedder: DenseEmbedder,
+    sparse: SparseEncoder,
     index: VectorIndex,
     access: AccessFilter,
     queries: Sequence[str],
@@ -141,32 +141,22 @@ def settle(url: str, headers: dict[str, str], queries: Sequence[str], seconds: f
 
 
 # -- one size --------------------------------------------------------------------------------------
-def reader_access(keys: Keys) -> AccessFilter:
-    """The filter the measured principal gets: a reader's ACL filter, or the dev admin's tenant-only one."""
-    if keys.reader:
-        return AccessFilter(tenant=TENANT, principal_user="bench-reader", principal_groups=READER_GROUPS)
-    return AccessFilter(tenant=TENANT)
+def principal_access(data_dir: Path, components: Components, keys: Keys) -> AccessFilter:
+    """The index filter the server derives for the measured key (authenticator + policy), for the bare loop."""
+    from service.auth.access import build_access
+
+    settings = Settings(data_dir=data_dir, dev_api_key=keys.dev)  # type: ignore[arg-type]
+    return build_access(settings, components.engine).principal(f"Bearer {keys.query_key}").access(None)
 
 
 def build(
-    settings: Settings,
-    embedder: SentenceTransformerEmbedder,
-    pool: synthetic.Pool,
-    sources: Any,
-    size: int,
-    with_rows: bool = True,
-) -> tuple[VectorIndex, synthetic.LoadStats]:
-    settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url) if with_rows else None
-    if engine is not None:
-        create_schema(engine)
-    index = make_index(settings, embedder.dim)
-    index.warm_up()
-    stats = synthetic.load(index, QdrantBm25Encoder(), engine, pool, sources, size)
-    synthetic.optimize(index, stats)
-    if engine is not None:
-        engine.dispose()
-    return index, stats
+    settings: Settings, ctx: dict[str, Any], size: int, with_rows: bool = True
+) -> tuple[Components, synthetic.LoadStats]:
+    """The product's component stack on ``settings.data_dir``, loaded with ``size`` synthetic chunks."""
+    components = build_components(settings, embedder=ctx["embedder"], parser=ctx["parser"])
+    stats = synthetic.load(components, ctx["pool"], ctx["sources"], size, with_rows=with_rows)
+    synthetic.optimize(components, stats)
+    return components, stats
 
 
 def fresh_dir(path: Path) -> Path:
@@ -176,30 +166,31 @@ def fresh_dir(path: Path) -> Path:
 
 
 def measure_size(args: argparse.Namespace, size: int, ctx: dict[str, Any]) -> dict[str, Any]:
-    """Build one size, then measure bare and HTTP interleaved: the bare loop runs on a copy of the index
-    (Qdrant Edge allows one process per directory) while the server serves the original."""
+    """Build one size, then measure bare and HTTP interleaved: the bare loop runs on a copy of the data
+    directory (Qdrant Edge allows one process per index) while the server serves the original."""
     root = fresh_dir(args.work_dir / human(size))
     settings, bare_settings = Settings(data_dir=root / "data"), Settings(data_dir=root / "bare")
     say(f"[{human(size)}] building the index")
-    index, stats = build(settings, ctx["embedder"], ctx["pool"], ctx["sources"], size)
-    index.close()
-    shutil.copytree(settings.index_dir, bare_settings.index_dir)
+    components, stats = build(settings, ctx, size)
+    components.close()
+    keys = Keys()
+    keys.reader = create_reader_key(settings.data_dir, keys)
+    shutil.copytree(settings.data_dir, bare_settings.data_dir, ignore=shutil.ignore_patterns("generator"))
     out: dict[str, Any] = {
         "size": size,
         "load_seconds": stats.seconds,
+        "principal": keys.principal,
         "footprint": measure_footprint(settings.index_dir, ctx["qvec_path"]),
     }
-    keys = Keys()
-    keys.reader = None if args.no_http else create_reader_key(settings.data_dir, keys)
-    out["principal"] = keys.principal
-    bare_index = make_index(bare_settings, ctx["embedder"].dim)
-    bare_index.warm_up()
+    bare = build_components(bare_settings, embedder=ctx["embedder"], parser=ctx["parser"])
     try:
-        out["recall_at_10"] = recall_block(bare_index, ctx["qvecs"])
+        out["recall_at_10"] = recall_block(synthetic.raw_index(bare.index), ctx["qvecs"])
         say(f"[{human(size)}] recall@10 {out['recall_at_10']}")
-        out.update(measure_loops(args, settings.data_dir, keys, bare_index, ctx))
+        access = principal_access(bare_settings.data_dir, bare, keys)
+        out["access_filter"] = repr(access)
+        out.update(measure_loops(args, settings.data_dir, keys, bare, access, ctx))
     finally:
-        bare_index.close()
+        bare.close()
         shutil.rmtree(bare_settings.data_dir, ignore_errors=True)
     return out
 
@@ -214,14 +205,17 @@ def recall_block(index: Any, qvecs: np.ndarray) -> dict[str, float]:
 
 
 def measure_loops(
-    args: argparse.Namespace, data_dir: Path, keys: Keys, bare_index: VectorIndex, ctx: dict[str, Any]
+    args: argparse.Namespace,
+    data_dir: Path,
+    keys: Keys,
+    components: Components,
+    access: AccessFilter,
+    ctx: dict[str, Any],
 ) -> dict[str, Any]:
     import psutil
 
     queries = ctx["queries"]
-    bare = bare_factory(
-        ctx["embedder"], QdrantBm25Encoder(), bare_index, reader_access(keys), queries, args.k, args.mode
-    )
+    bare = bare_factory(components.embedder, components.sparse, components.index, access, queries, args.k, args.mode)
     if args.no_http:
         return {"bare": [interleaved({"bare": bare}, c, args.duration, args.warmup, 1)["bare"] for c in ctx["clients"]]}
     out: dict[str, Any] = {"bare": [], "http": []}
@@ -238,23 +232,21 @@ def measure_loops(
 
 
 def measure_quantized(args: argparse.Namespace, size: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The same corpus in an index with int8 scalar quantisation: recall (plain and rescored) and footprint."""
     root = fresh_dir(args.work_dir / f"{human(size)}-sq")
     settings = Settings(data_dir=root / "data")
     create_quantized(settings.index_dir)
     say(f"[{human(size)} int8] building the scalar-quantised index")
-    index, stats = build(settings, ctx["embedder"], ctx["pool"], ctx["sources"], size, with_rows=False)
-    tenant = AccessFilter(tenant=TENANT)
+    components, stats = build(settings, ctx, size, with_rows=False)
+    raw, tenant = synthetic.raw_index(components.index), AccessFilter(tenant=TENANT)
     recall = {
-        "tenant": recall_at_k(index, ctx["qvecs"], tenant),  # type: ignore[arg-type]
-        "tenant_rescored": recall_at_k(index, ctx["qvecs"], tenant, approx=rescoring_params()),
-    }  # type: ignore[arg-type]
-    index.close()
-    return {
-        "size": size,
-        "load_seconds": stats.seconds,
-        "recall_at_10": recall,
-        "footprint": measure_footprint(settings.index_dir, ctx["qvec_path"], quantized=True),
+        "tenant": recall_at_k(raw, ctx["qvecs"], tenant),
+        "tenant_rescored": recall_at_k(raw, ctx["qvecs"], tenant, approx=rescoring_params()),
     }
+    components.close()
+    footprint = measure_footprint(settings.index_dir, ctx["qvec_path"], quantized=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return {"size": size, "load_seconds": stats.seconds, "recall_at_10": recall, "footprint": footprint}
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -404,7 +396,10 @@ def prepare(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
     qvec_path = args.work_dir / "query-vectors.npy"
     np.save(qvec_path, qvecs)
     pool = synthetic.build_pool(embedder, sources, min(args.pool, max(sizes)), seed=1)
+    parser = UnstructuredParser()
+    parser.warm_up()
     return {
+        "parser": parser,
         "embedder": embedder,
         "sources": sources,
         "queries": queries,

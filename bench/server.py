@@ -9,7 +9,6 @@ measured path, exactly as for a real user.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import signal
 import socket
@@ -24,7 +23,6 @@ import httpx
 from bench.common import REPO, say
 
 READER_GROUPS = ("g1",)
-KEY_PATTERN = re.compile(r"\b(enc_[A-Za-z0-9_\-]{16,}|sk-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9_\-]{32,})\b")
 
 
 def free_port() -> int:
@@ -77,28 +75,33 @@ def has_key_management() -> bool:
 
 
 def create_reader_key(data_dir: Path, keys: Keys, groups: tuple[str, ...] = READER_GROUPS) -> str | None:
-    """Mint a reader key with the CLI (before the server starts); None when the build has no key management.
+    """Mint a reader key with ``enclave keys create`` (it prints only the key on stdout); None when the
+    build has no key management.
 
-    :raises RuntimeError: the CLI exists but failed, or printed no recognisable key.
+    :raises RuntimeError: the CLI exists but failed.
     """
     if not has_key_management():
         return None
-    cmd = [sys.executable, "-m", "service", "keys", "create", "--tenant", "default", "--roles", "reader"]
-    for g in groups:
-        cmd += ["--groups", g]
+    cmd = [
+        sys.executable,
+        "-m",
+        "service",
+        "keys",
+        "create",
+        "--tenant",
+        "default",
+        "--roles",
+        "reader",
+        "--groups",
+        ",".join(groups),
+        "--name",
+        "bench-reader",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300, env=server_env(data_dir, keys))
-    if proc.returncode != 0:
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
         raise RuntimeError(f"`enclave keys create` failed ({proc.returncode}): {proc.stderr[-800:]}")
-    return _key_from_output(proc.stdout)
-
-
-def _key_from_output(stdout: str) -> str:
-    for line in stdout.splitlines():
-        if "key" in line.lower() or line.strip():
-            match = KEY_PATTERN.search(line.split(":", 1)[-1])
-            if match:
-                return match.group(1)
-    raise RuntimeError("`enclave keys create` printed no key the benchmark recognises; adjust bench/server.py")
+    return lines[-1].strip()
 
 
 class ServeProcess:

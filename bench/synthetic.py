@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from bench.common import CACHE, Source, SyntheticChunk, sample_chunks, say
 from ingest.documents import chunk_id
-from ingest.embedding.port import DenseEmbedder, SparseEncoder
-from ingest.index.port import ChunkRecord, VectorIndex
+from ingest.embedding.port import DenseEmbedder
+from ingest.index.port import ChunkRecord
+from ingest.runtime import Components
 from ingest.store.models import Chunk, Document, DocumentStatus
 
 CHUNKS_PER_DOC = 20
@@ -147,65 +148,75 @@ def records_for(
 
 
 def load(
-    index: VectorIndex,
-    sparse: SparseEncoder,
-    engine: Engine | None,
+    components: Components,
     pool: Pool,
     sources: Sequence[Source],
     n: int,
     seed: int = 1,
     tenant: str = "default",
     collection: str = "default",
+    with_rows: bool = True,
 ) -> LoadStats:
-    """Upsert ``n`` synthetic chunks through the index port (and their rows when ``engine`` is given)."""
+    """Upsert ``n`` synthetic chunks through the product's index stack (payloads sealed under per-document
+    keys, exactly as ingestion stores them) and, with ``with_rows``, their ready Document/Chunk rows."""
     stats = LoadStats(chunks=n, documents=(n + CHUNKS_PER_DOC - 1) // CHUNKS_PER_DOC)
+    components.compliance.keyring.tenant_key(tenant)
     for first, chunks, vectors in batches(pool, sources, n, seed):
         records = records_for(first, chunks, seed, tenant, collection)
         t0 = time.perf_counter()
-        sparse_vecs = [sparse.embed_passage(embed_text(c)) for c in chunks]
+        sparse_vecs = [components.sparse.embed_passage(embed_text(c)) for c in chunks]
         t1 = time.perf_counter()
-        index.upsert(records, vectors.tolist(), sparse_vecs)
-        t2 = time.perf_counter()
-        if engine is not None:
-            insert_rows(engine, records)
+        with Session(components.engine) as session:
+            for r in records:
+                if r.ordinal == 0:
+                    components.compliance.keyring.create_document_key(tenant, r.document_id, session)
+            components.index.upsert(records, vectors.tolist(), sparse_vecs)
+            t2 = time.perf_counter()
+            if with_rows:
+                insert_rows(session, records)
+            session.commit()
         stats.add("bm25", t1 - t0)
-        stats.add("upsert", t2 - t1)
-        stats.add("rows", time.perf_counter() - t2)
+        stats.add("seal+upsert", t2 - t1)
+        stats.add("keys+rows", time.perf_counter() - t2)
         if (first // BATCH) % 20 == 0:
             say(f"    {first + len(chunks)}/{n} loaded")
     return stats
 
 
-def optimize(index: VectorIndex, stats: LoadStats) -> None:
+def optimize(components: Components, stats: LoadStats) -> None:
     """Build the HNSW graph and merge segments (Qdrant Edge runs no background optimiser)."""
     started = time.perf_counter()
-    index.flush()
-    optimizer = getattr(index, "optimize", None)
+    components.index.flush()
+    optimizer = getattr(components.index, "optimize", None)
     if optimizer is not None:
         optimizer()
     stats.add("optimize", time.perf_counter() - started)
 
 
-def insert_rows(engine: Engine, records: Sequence[ChunkRecord]) -> None:
+def raw_index(index: Any) -> Any:
+    """The adapter under the product's wrappers (atomic swap, sealing): what recall and footprint probe."""
+    while not hasattr(index, "shard") and hasattr(index, "inner"):
+        index = index.inner
+    return index
+
+
+def insert_rows(session: Session, records: Sequence[ChunkRecord]) -> None:
     """Ready Document rows (first chunk of each document) and Chunk rows, as ingestion would leave them."""
-    docs: list[dict[str, Any]] = [_document_row(r) for r in records if r.ordinal == 0]
+    docs = [_document_row(r) for r in records if r.ordinal == 0]
     chunks = [
-        {
-            "id": r.id,
-            "document_id": r.document_id,
-            "ordinal": r.ordinal,
-            "page": None,
-            "page_end": None,
-            "start": r.start,
-            "end": r.end,
-            "token_count": len(r.text.split()),
-        }
+        Chunk(
+            id=r.id,
+            document_id=r.document_id,
+            ordinal=r.ordinal,
+            start=r.start,
+            end=r.end,
+            token_count=len(r.text.split()),
+        ).model_dump()
         for r in records
     ]
-    with engine.begin() as conn:
-        if docs:
-            conn.execute(insert(Document.__table__), docs)  # type: ignore[attr-defined]
-        conn.execute(insert(Chunk.__table__), chunks)  # type: ignore[attr-defined]
+    if docs:
+        session.execute(insert(Document.__table__), docs)  # type: ignore[attr-defined]
+    session.execute(insert(Chunk.__table__), chunks)  # type: ignore[attr-defined]
 
 
 def _document_row(record: ChunkRecord) -> dict[str, Any]:
