@@ -13,9 +13,13 @@ unless they came in escaped, so this keeps comparisons consistent and its output
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -25,11 +29,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import regopy
-from regopy import Bundle, Interpreter, LogLevel, RegoError
 
-from ingest.policy_data import PolicyError
-from service.policy.port import Decision, Entitlements, PolicyStatus, PrincipalFacts
+def _load_cxx_runtime_globally() -> None:
+    """Load libstdc++ into the global scope before rego-cpp's library.
+
+    rego-cpp brings its own ``operator new``/``delete`` (snmalloc). When its library is the first to
+    pull in libstdc++, libstdc++'s internal allocations bind to that allocator, and C++ libraries
+    loaded later (torch's protobuf) free them with glibc: a heap corruption that aborts the process
+    ("double free or corruption") when ``import torch`` follows ``import regopy``.
+    """
+    with contextlib.suppress(OSError):
+        ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6", mode=os.RTLD_GLOBAL)
+
+
+_load_cxx_runtime_globally()
+
+import regopy  # noqa: E402  (after the C++ runtime, see above)
+from regopy import Bundle, Interpreter, LogLevel, RegoError  # noqa: E402
+
+from ingest.policy_data import PolicyError  # noqa: E402
+from service.policy.port import Decision, Entitlements, PolicyStatus, PrincipalFacts  # noqa: E402
 
 log = logging.getLogger(__name__)
 DECISION = "enclave/access/decision"
