@@ -1,8 +1,14 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 
+// The API key (Authorization: Bearer) lives in this tab's sessionStorage only.
+function withKey(options = {}) {
+  const key = sessionStorage.getItem("enclave-key");
+  return key ? {...options, headers: {...(options.headers || {}), Authorization: `Bearer ${key}`}} : options;
+}
+
 async function api(path, options = {}) {
-  const res = await fetch(path, options);
+  const res = await fetch(path, withKey(options));
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.error ? body.error.message : res.statusText);
   return body;
@@ -35,8 +41,13 @@ async function ask(event) {
   event.preventDefault();
   $("answer").textContent = "";
   showCitations([]);
-  const res = await fetch("/v1/query", {method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({query: $("question").value, stream: true})});
+  const res = await fetch("/v1/query", withKey({method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({query: $("question").value, stream: true})}));
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    $("answer").textContent = body.error ? body.error.message : res.statusText;
+    return;
+  }
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -77,7 +88,8 @@ async function remove(doc) {
 }
 
 async function refresh() {
-  const {documents} = await api("/v1/documents");
+  let documents;
+  try { ({documents} = await api("/v1/documents")); } catch (e) { $("doc-rows").replaceChildren(); return; }
   const rows = documents.map((d) => {
     const row = document.createElement("tr");
     for (const v of [d.title, d.error ? `${d.status}: ${d.error}` : d.status, d.pages ?? "", d.chunk_count]) {
@@ -91,7 +103,15 @@ async function refresh() {
   $("doc-rows").replaceChildren(...rows);
 }
 
+function saveKey(event) {
+  event.preventDefault();
+  sessionStorage.setItem("enclave-key", $("api-key").value.trim());
+  $("api-key").value = "";
+  refresh();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("key-form").addEventListener("submit", saveKey);
   $("ask-form").addEventListener("submit", ask);
   $("upload-form").addEventListener("submit", upload);
   refresh();
