@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from ingest import documents as docs
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
-from ingest.store.models import DocumentStatus
 from service.auth import require
 from service.auth.dependencies import AccessDep
 from service.auth.visibility import visible_document, visible_documents
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
-from service.listing import NOT_MODIFIED, LimitQuery, OffsetQuery, conditional_json, page_of
 from service.schemas import DocumentList, DocumentPublic, UploadAccepted
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -80,61 +78,14 @@ async def upload_document(
                           status=submission.document.status, duplicate=submission.duplicate)
 
 
-@router.put("/{document_id}", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
-            dependencies=[require("contributor", action="ingest")])
-async def upload_version(
-    state: StateDep,
-    principal: PrincipalDep,
-    access: AccessDep,
-    audit: AuditDep,
-    document_id: str,
-    file: Annotated[UploadFile, File(description="the new version of the document")],
-    collection: Annotated[str | None, Form(max_length=128)] = None,
-    acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
-    classification: Annotated[str | None, Form()] = None,
-    metadata: Annotated[str | None, Form(description="JSON object of metadata")] = None,
-    title: Annotated[str | None, Form(max_length=512)] = None,
-) -> UploadAccepted:
-    """Queue a new version of the document; readers keep the current version until the new one is ready.
-
-    Fields left out keep the document's current values. ``409`` while a version is still being
-    ingested; the same bytes as the current version change nothing (``duplicate: true``).
-    """
-    from ingest.versions import submit_version
-
-    with audit.failures("ingest.requested", document_ids=[document_id]):
-        current = visible_document(state.components, principal, document_id)  # else "not found", as if missing
-        meta = _json_field(metadata, "metadata", current.metadata_dict)
-        if not isinstance(meta, dict):
-            raise InvalidRequest("metadata must be a JSON object", param="metadata")
-        data = await _read_limited(file, state.settings.max_upload_bytes)
-        upload = docs.Upload(filename=file.filename or current.filename, data=data, tenant=principal.tenant,
-                             collection=collection or current.collection, title=title,
-                             classification=classification or current.classification,
-                             acl=_acl(acl) if acl else current.acl, metadata=meta, actor=audit.actor)
-        access.authorize(principal, "ingest", ("contributor",), {"collection": upload.collection, "acl": upload.acl,
-                         "classification": upload.classification, "metadata": upload.metadata})
-        submission = await run_in_threadpool(submit_version, state.components, document_id, upload)
-    if state.worker is not None and submission.job is not None:
-        state.worker.notify()
-    return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
-                          status=submission.document.status, duplicate=submission.duplicate)
-
-
-@router.get("", response_model=DocumentList, responses=NOT_MODIFIED,
-            dependencies=[require("reader", "contributor", action="read_document")])
+@router.get("", response_model=DocumentList, dependencies=[require("reader", "contributor", action="read_document")])
 def list_documents(
-    request: Request, state: StateDep, principal: PrincipalDep, audit: AuditDep,
-    collection: Annotated[str | None, Query(max_length=128)] = None,
-    status_is: Annotated[DocumentStatus | None, Query(alias="status")] = None, limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
-) -> Response:
-    """Newest first, filtered by collection and/or status; ``next`` links the following page, ``ETag`` for polling."""
-    found, total = visible_documents(state.components, principal, collection, status_is, limit, offset)
-    page = page_of(request, total, limit, offset)
-    listing = DocumentList(documents=[DocumentPublic.of(d) for d in found], total=total, limit=limit, offset=offset, next=page.next)
+    state: StateDep, principal: PrincipalDep, audit: AuditDep, collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    found, total = visible_documents(state.components, principal, collection, None, limit, offset)
     audit.record("documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total})
-    return conditional_json(request, listing)
+    return DocumentList(documents=[DocumentPublic.of(d) for d in found], total=total)
 
 
 @router.get("/{document_id}", response_model=DocumentPublic,
