@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-PG_LOCK_KEY = 0x656E636C61766531  # "enclave1": one advisory lock id for the audit chain
+from ingest.store.db import advisory_xact_lock
+
+LOCK_NAME = "enclave.audit-chain"
 
 
 class ChainLock:
@@ -52,5 +53,5 @@ class ChainLock:
         """Take the database's own lock as the transaction's first statement."""
         if self._dialect == "sqlite":
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        elif self._dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        else:
+            advisory_xact_lock(session, LOCK_NAME)

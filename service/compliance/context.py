@@ -22,7 +22,6 @@ from service.auth import Principal
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
 from service.observability.logs import current_request_id
-from service.observability.metrics import record_audit_write_failure
 
 
 def request_id_of(request: Request) -> str:
@@ -50,11 +49,7 @@ class RequestAudit:
         """Append one record now. :raises AuditUnavailable: nothing may be returned to the caller."""
         event = AuditEvent(self.actor, action, outcome, document_ids=document_ids, chunk_ids=chunk_ids, model=model,
                            query=query, latency_ms=int((time.perf_counter() - self._started) * 1000), detail=detail or {})
-        try:
-            return self.state.components.compliance.audit.record(event)
-        except AuditUnavailable:
-            record_audit_write_failure(action)
-            raise
+        return self.state.components.compliance.audit.record(event)
 
     @contextmanager
     def failures(self, action: str, *, query: str | None = None, document_ids: Sequence[str] = ()) -> Iterator[None]:
@@ -62,7 +57,6 @@ class RequestAudit:
         try:
             yield
         except AuditUnavailable:
-            record_audit_write_failure(action)
             raise
         except EnclaveError as exc:
             self.record(action, f"error:{exc.code}", query=query, document_ids=document_ids, detail={"status": exc.status})

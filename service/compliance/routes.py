@@ -14,7 +14,7 @@ from ingest.audit.trail import AuditFilter
 from ingest.erasure import ErasureReceipt, erase_subject, erase_tenant
 from ingest.errors import InvalidRequest
 from ingest.store.compliance_models import AuditRecord, iso_time
-from service.compliance.access import require_role
+from service.auth import require
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
 
@@ -83,7 +83,7 @@ def _iso(value: str | None, name: str) -> str | None:
     return iso_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-@router.get("/audit", response_model=AuditPage)
+@router.get("/audit", response_model=AuditPage, dependencies=[require("auditor", action="audit.read")])
 def search_audit(
     state: StateDep, principal: PrincipalDep, audit: AuditDep,
     actor: Annotated[str | None, Query(max_length=256, description="the subject who acted")] = None,
@@ -95,7 +95,6 @@ def search_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AuditPage:
     """The caller's tenant's audit records, oldest first (auditor role). Reading the trail is audited too."""
-    require_role(principal, "auditor")
     trail = state.components.compliance.audit
     flt = AuditFilter(principal.tenant, actor, document, action, _iso(from_, "from"), _iso(to, "to"), limit, offset)
     records = trail.search(flt)
@@ -105,27 +104,24 @@ def search_audit(
                      limit=limit, offset=offset)
 
 
-@router.get("/audit/verify")
-def verify_audit(state: StateDep, principal: PrincipalDep, audit: AuditDep) -> dict[str, Any]:
+@router.get("/audit/verify", dependencies=[require("auditor", action="audit.read")])
+def verify_audit(state: StateDep, audit: AuditDep) -> dict[str, Any]:
     """Walk the whole chain now; names the first broken record (auditor role)."""
-    require_role(principal, "auditor")
     result = state.components.compliance.audit.verify()
     audit.record("audit.verified", "ok" if result.ok else "broken", detail={"first_broken_seq": result.first_broken_seq})
     return result.as_dict()
 
 
-@router.get("/audit/checkpoint")
-def audit_checkpoint(state: StateDep, principal: PrincipalDep, audit: AuditDep) -> dict[str, Any]:
+@router.get("/audit/checkpoint", dependencies=[require("auditor", action="audit.read")])
+def audit_checkpoint(state: StateDep, audit: AuditDep) -> dict[str, Any]:
     """A signed (count, head hash) checkpoint to store outside Enclave (auditor role)."""
-    require_role(principal, "auditor")
     audit.record("audit.checkpoint")
     return state.components.compliance.audit.checkpoint()
 
 
-@router.post("/erasure", response_model=ErasureReceipt)
+@router.post("/erasure", response_model=ErasureReceipt, dependencies=[require("admin", action="erasure")])
 async def erasure(state: StateDep, principal: PrincipalDep, audit: AuditDep, req: ErasureRequest) -> ErasureReceipt:
     """Erase a data subject's documents, or the caller's whole tenant (admin role); returns the receipt."""
-    require_role(principal, "admin")
     if req.tenant is not None and req.tenant != principal.tenant:
         raise InvalidRequest("you can erase only your own tenant; sign in as an admin of that tenant", param="tenant")
     with audit.failures("erasure.tenant" if req.tenant else "erasure.subject"):

@@ -22,8 +22,8 @@ from tests.conftest import REPO, make_settings
 ACTOR = Actor("t1", "alice", ("reader",), "api_key", "req-1", "10.0.0.7")
 
 
-def _compliance(data_dir: Path) -> Compliance:
-    settings = make_settings(data_dir)
+def _compliance(data_dir: Path, url: str | None = None) -> Compliance:
+    settings = make_settings(data_dir, **({"database_url": url} if url and not url.startswith("sqlite") else {}))
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
@@ -123,19 +123,19 @@ import sys
 from ingest.audit.trail import Actor, AuditEvent
 from tests.ingest.test_audit_chain import _compliance
 from pathlib import Path
-compliance = _compliance(Path(sys.argv[1]))
+compliance = _compliance(Path(sys.argv[1]), sys.argv[4])
 for i in range(int(sys.argv[3])):
     compliance.audit.record(AuditEvent(Actor("t1", sys.argv[2]), "search.performed", chunk_ids=[str(i)]))
 """
 
 
-def test_concurrent_writers_in_several_processes_keep_one_linear_chain(tmp_path: Path) -> None:
+def test_concurrent_writers_in_several_processes_keep_one_linear_chain(tmp_path: Path, store_url: str) -> None:
     data = tmp_path / "data"
-    _compliance(data)
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(data), f"writer{n}", "25"], cwd=REPO)
+    _compliance(data, store_url)
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(data), f"writer{n}", "25", store_url], cwd=REPO)
              for n in range(4)]
     assert all(p.wait(timeout=180) == 0 for p in procs)
-    audit = _compliance(data).audit
+    audit = _compliance(data, store_url).audit
     result = audit.verify()
     assert result.ok and result.records == 100
     records = list(audit.records())
