@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ingest.audit.trail import Actor, AuditEvent
 from ingest.compliance import Compliance, build_compliance
 from ingest.config import Settings
 from ingest.store.db import create_schema, make_engine
@@ -93,7 +94,12 @@ def export(since: Annotated[str | None, typer.Option(help="only records at or af
 @kms_app.command("rotate")
 def rotate(keep_old: Annotated[bool, typer.Option(help="keep the previous master key version in the key file")] = False) -> None:
     """New master key version; re-wrap every tenant and audit key under it (no data is re-encrypted)."""
-    report = _compliance(_settings()).keyring.rotate_master(retire_old=not keep_old)
+    settings = _settings()
+    compliance = _compliance(settings)
+    report = compliance.keyring.rotate_master(retire_old=not keep_old)
+    compliance.audit.record(AuditEvent(Actor.system(settings.default_tenant, "kms"), "keys.master_rotated",
+                                       detail={"previous": report.previous_version, "new": report.new_version,
+                                               "rewrapped": report.rewrapped, "retired": report.retired}))
     out.print(f"master key rotated {report.previous_version} → {report.new_version}: "
               f"{report.rewrapped} keys re-wrapped, retired: {', '.join(report.retired) or 'none'}")
 

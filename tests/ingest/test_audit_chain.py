@@ -104,7 +104,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_cli_verify_checkpoint_and_export(trail_dir: Path, tmp_path: Path) -> None:
+def test_cli_verify_checkpoint_export_and_master_key_rotation(trail_dir: Path, tmp_path: Path) -> None:
     checkpoints = tmp_path / "checkpoints.jsonl"
     assert _cli(trail_dir, "audit", "checkpoint", "--out", str(checkpoints)).returncode == 0
     ok = _cli(trail_dir, "audit", "verify", "--checkpoint", str(checkpoints))
@@ -113,6 +113,10 @@ def test_cli_verify_checkpoint_and_export(trail_dir: Path, tmp_path: Path) -> No
     lines = [json.loads(line) for line in export.stdout.splitlines()]
     assert [r["seq"] for r in lines] == [1, 2, 3, 4, 5, 6] and all(r["query_ciphertext"].startswith("enc1:") for r in lines)
     assert "who signed" not in export.stdout
+    rotated = _cli(trail_dir, "kms", "rotate")  # the audit key is re-wrapped, not replaced: the chain still verifies
+    assert rotated.returncode == 0 and "v1 → v2" in rotated.stdout
+    after = _compliance(trail_dir).audit
+    assert after.verify().ok and list(after.records())[-1].action == "keys.master_rotated"
     _tamper(trail_dir, "UPDATE auditrecord SET outcome = 'denied' WHERE seq = 4")
     broken = _cli(trail_dir, "audit", "verify")
     assert broken.returncode == 1 and "record 4" in broken.stderr
