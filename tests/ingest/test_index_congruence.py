@@ -126,6 +126,7 @@ def assert_same_ranking(a: SearchResult, b: SearchResult) -> None:
 
 def assert_same_fusion(a: SearchResult, b: SearchResult) -> None:
     ids_a, ids_b = [c.record.id for c in a.chunks], [c.record.id for c in b.chunks]
+    assert a.chunks[0].score == pytest.approx(b.chunks[0].score, abs=RRF_STEP)  # same formula, k and weights
     if len(a.chunks) > 1 and a.chunks[0].score - a.chunks[1].score > RRF_STEP:
         assert ids_a[0] == ids_b[0]
     assert len(set(ids_a) & set(ids_b)) >= 0.8 * len(ids_a)

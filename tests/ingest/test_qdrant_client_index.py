@@ -125,6 +125,7 @@ def test_the_factory_picks_the_adapter_and_rejects_contradictions(tmp_path: Path
             make_index(make_settings(tmp_path, index=bad), 8)
 
 
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
 def test_an_unreachable_server_is_reported_as_unavailable() -> None:
     with socket.socket() as probe:  # a loopback port that was free a moment ago: nobody listens there
         probe.bind(("127.0.0.1", 0))
