@@ -24,7 +24,7 @@ from typing import Any
 from bench.common import RESULTS, real_queries, say
 from bench.loadgen import run_closed_loop
 from bench.query import http_factory, settle
-from bench.server import Keys, ServeProcess
+from bench.server import Keys, ServeProcess, create_reader_key
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    p.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (Python overhead)")
     p.add_argument("--name", default="search")
     return p.parse_args(argv)
 
@@ -65,10 +66,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     queries = real_queries(n=200)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"profile-{args.name}.json"
-    with ServeProcess(args.data, Keys()) as srv:
+    keys = Keys()
+    keys.reader = create_reader_key(args.data, keys)
+    with ServeProcess(args.data, keys) as srv:
         settle(srv.url, srv.headers(), queries)
         spy = subprocess.Popen([pyspy, "record", "--pid", str(srv.pid), "--rate", str(args.rate), "--format", "speedscope",
-                                "--output", str(out), "--duration", str(int(args.duration) + 2), "--nonblocking"],
+                                "--output", str(out), "--duration", str(int(args.duration) + 2), "--nonblocking"] + (["--gil"] if args.gil else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
         run = run_closed_loop(http_factory(srv.url, srv.headers(), queries, 10, "hybrid"), args.clients, args.duration, 0)
