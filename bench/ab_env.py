@@ -47,19 +47,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         with ServeProcess(args.data, Keys(), env_of(args.a)) as a, ServeProcess(copy, Keys(), env_of(args.b)) as b:
             for srv in (a, b):
                 settle(srv.url, srv.headers(), queries)
-            factories = {f"A {args.a or '(none)'}": http_factory(a.url, a.headers(), queries, 10, "hybrid"),
-                         f"B {args.b or '(none)'}": http_factory(b.url, b.headers(), queries, 10, "hybrid")}
+            factories = {
+                f"A {args.a or '(none)'}": http_factory(a.url, a.headers(), queries, 10, "hybrid"),
+                f"B {args.b or '(none)'}": http_factory(b.url, b.headers(), queries, 10, "hybrid"),
+            }
             for c in (int(x) for x in args.clients.split(",")):
                 res = interleaved(factories, c, args.duration, 1.0, args.rounds)
                 (ra, rb) = res.values()
                 runs.append({"clients": c, **res})
-                rows.append([c, ra["latency_ms"]["p50"], ra["latency_ms"]["p95"], ra["throughput_rps"],
-                             rb["latency_ms"]["p50"], rb["latency_ms"]["p95"], rb["throughput_rps"],
-                             ratio(rb["throughput_rps"], ra["throughput_rps"])])
+                rows.append(
+                    [
+                        c,
+                        ra["latency_ms"]["p50"],
+                        ra["latency_ms"]["p95"],
+                        ra["throughput_rps"],
+                        rb["latency_ms"]["p50"],
+                        rb["latency_ms"]["p95"],
+                        rb["throughput_rps"],
+                        ratio(rb["throughput_rps"], ra["throughput_rps"]),
+                    ]
+                )
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    text = (f"A: {args.a or '(none)'}   B: {args.b or '(none)'}   ({args.data})\n"
-            + format_table(["clients", "A p50 ms", "A p95", "A req/s", "B p50 ms", "B p95", "B req/s", "B/A req/s"], rows))
+    text = f"A: {args.a or '(none)'}   B: {args.b or '(none)'}   ({args.data})\n" + format_table(
+        ["clients", "A p50 ms", "A p95", "A req/s", "B p50 ms", "B p95", "B req/s", "B/A req/s"], rows
+    )
     print(text)
     result = {"a": args.a, "b": args.b, "data": str(args.data), "runs": runs, "table": text}
     say(f"wrote {write_json(args.name, result)}")

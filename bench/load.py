@@ -30,10 +30,7 @@ from bench.common import format_table, load_sources, real_queries, sample_chunks
 from bench.loadgen import Request, RequestFailed, run_closed_loop
 from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
-from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
-from ingest.runtime import make_index
-from ingest.store.db import create_schema, make_engine
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -155,20 +152,16 @@ def _expect(resp: httpx.Response, status: int, kind: str) -> None:
 
 def build_corpus(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """The synthetic corpus (bench/synthetic.py) with its Document/Chunk rows, so search and query find something."""
+    from ingest.parsing.unstructured_parser import UnstructuredParser
+
     embedder = SentenceTransformerEmbedder()
     embedder.warm_up()
     sources = load_sources()
     pool = synthetic.build_pool(embedder, sources, min(args.pool, args.corpus), seed=1)
-    settings = Settings(data_dir=data_dir)
-    settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
-    index = make_index(settings, embedder.dim)
-    index.warm_up()
-    stats = synthetic.load(index, QdrantBm25Encoder(), engine, pool, sources, args.corpus)
-    synthetic.optimize(index, stats)
-    index.close()
-    engine.dispose()
+    components, stats = synthetic.build_site(
+        Settings(data_dir=data_dir), embedder, UnstructuredParser(), pool, sources, args.corpus
+    )
+    components.close()
     return {"chunks": args.corpus, "documents": stats.documents, "seconds": stats.seconds, "sources": sources}
 
 

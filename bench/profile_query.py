@@ -51,9 +51,11 @@ def flat_profile(speedscope: dict[str, Any], top: int = 25) -> list[tuple[str, f
                 own[stack[-1]] += weight
             for frame in set(stack):
                 total[frame] += weight
+
     def label(i: int) -> str:
         f = frames[i]
         return f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})"
+
     rows = [(label(i), 100 * own[i] / samples, 100 * total[i] / samples) for i, _ in own.most_common(top)]
     return rows
 
@@ -70,16 +72,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys.reader = create_reader_key(args.data, keys)
     with ServeProcess(args.data, keys) as srv:
         settle(srv.url, srv.headers(), queries)
-        spy = subprocess.Popen([pyspy, "record", "--pid", str(srv.pid), "--rate", str(args.rate), "--format", "speedscope",
-                                "--output", str(out), "--duration", str(int(args.duration) + 2), "--nonblocking"] + (["--gil"] if args.gil else []),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        spy = subprocess.Popen(
+            [
+                pyspy,
+                "record",
+                "--pid",
+                str(srv.pid),
+                "--rate",
+                str(args.rate),
+                "--format",
+                "speedscope",
+                "--output",
+                str(out),
+                "--duration",
+                str(int(args.duration) + 2),
+                "--nonblocking",
+            ]
+            + (["--gil"] if args.gil else []),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(1.0)
-        run = run_closed_loop(http_factory(srv.url, srv.headers(), queries, 10, "hybrid"), args.clients, args.duration, 0)
+        run = run_closed_loop(
+            http_factory(srv.url, srv.headers(), queries, 10, "hybrid"), args.clients, args.duration, 0
+        )
         spy.wait(120)
     summary = run.summary()
     rows = flat_profile(json.loads(out.read_text()))
-    lines = [f"{args.clients} clients, {summary['throughput_rps']} req/s, p50 {summary['latency_ms']['p50']} ms",
-             f"{'own %':>7} {'total %':>8}  function"] + [f"{o:7.1f} {t:8.1f}  {name}" for name, o, t in rows]
+    lines = [
+        f"{args.clients} clients, {summary['throughput_rps']} req/s, p50 {summary['latency_ms']['p50']} ms",
+        f"{'own %':>7} {'total %':>8}  function",
+    ] + [f"{o:7.1f} {t:8.1f}  {name}" for name, o, t in rows]
     text = "\n".join(lines)
     print(text)
     (RESULTS / f"profile-{args.name}.txt").write_text(text + "\n")

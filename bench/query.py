@@ -152,11 +152,7 @@ def principal_access(data_dir: Path, components: Components, keys: Keys) -> Acce
 def build(
     settings: Settings, ctx: dict[str, Any], size: int, with_rows: bool = True
 ) -> tuple[Components, synthetic.LoadStats]:
-    """The product's component stack on ``settings.data_dir``, loaded with ``size`` synthetic chunks."""
-    components = build_components(settings, embedder=ctx["embedder"], parser=ctx["parser"])
-    stats = synthetic.load(components, ctx["pool"], ctx["sources"], size, with_rows=with_rows)
-    synthetic.optimize(components, stats)
-    return components, stats
+    return synthetic.build_site(settings, ctx["embedder"], ctx["parser"], ctx["pool"], ctx["sources"], size, with_rows)
 
 
 def fresh_dir(path: Path) -> Path:

@@ -26,10 +26,11 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from bench.common import CACHE, Source, SyntheticChunk, sample_chunks, say
+from ingest.config import Settings
 from ingest.documents import chunk_id
 from ingest.embedding.port import DenseEmbedder
 from ingest.index.port import ChunkRecord
-from ingest.runtime import Components
+from ingest.runtime import Components, build_components
 from ingest.store.models import Chunk, Document, DocumentStatus
 
 CHUNKS_PER_DOC = 20
@@ -181,6 +182,22 @@ def load(
         if (first // BATCH) % 20 == 0:
             say(f"    {first + len(chunks)}/{n} loaded")
     return stats
+
+
+def build_site(
+    settings: Settings,
+    embedder: DenseEmbedder,
+    parser: Any,
+    pool: Pool,
+    sources: Sequence[Source],
+    n: int,
+    with_rows: bool = True,
+) -> tuple[Components, LoadStats]:
+    """The product's component stack on ``settings.data_dir`` (left open), loaded with ``n`` synthetic chunks."""
+    components = build_components(settings, embedder=embedder, parser=parser)
+    stats = load(components, pool, sources, n, with_rows=with_rows)
+    optimize(components, stats)
+    return components, stats
 
 
 def optimize(components: Components, stats: LoadStats) -> None:
