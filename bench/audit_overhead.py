@@ -37,8 +37,14 @@ from service.retrieval import retrieve  # noqa: E402
 DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results" / "audit_overhead.json"
 ACTOR = Actor("bench", "bench-user", ("reader",), "api_key", "req", "127.0.0.1")
-QUERIES = ["governing law of this agreement", "termination for convenience notice period", "limitation of liability cap",
-           "exclusivity and non-compete", "renewal term and expiration date", "audit rights of the licensor"]
+QUERIES = [
+    "governing law of this agreement",
+    "termination for convenience notice period",
+    "limitation of liability cap",
+    "exclusivity and non-compete",
+    "renewal term and expiration date",
+    "audit rights of the licensor",
+]
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[float]:
@@ -52,20 +58,34 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
 
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
-            "mean_ms": round(statistics.fmean(ordered), 3), "n": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+        "n": len(ordered),
+    }
 
 
 def event(i: int) -> AuditEvent:
-    return AuditEvent(ACTOR, "query.answered", "answered", document_ids=[f"doc{i % 7}"], chunk_ids=[f"chunk-{i}-{j}" for j in range(3)],
-                      model="smollm2", query=QUERIES[i % len(QUERIES)], latency_ms=42)
+    return AuditEvent(
+        ACTOR,
+        "query.answered",
+        "answered",
+        document_ids=[f"doc{i % 7}"],
+        chunk_ids=[f"chunk-{i}-{j}" for j in range(3)],
+        model="smollm2",
+        query=QUERIES[i % len(QUERIES)],
+        latency_ms=42,
+    )
 
 
 def concurrent_appends(components: Components, threads: int, per_thread: int) -> float:
     """Records per second with ``threads`` writers appending at once."""
+
     def work() -> None:
         for i in range(per_thread):
             components.compliance.audit.record(event(i))
+
     workers = [threading.Thread(target=work) for _ in range(threads)]
     started = time.perf_counter()
     for w in workers:
@@ -82,8 +102,15 @@ def interleaved(components: Components, n: int) -> tuple[list[float], list[float
     def search(i: int, audit: bool) -> None:
         found = retrieve(components, QUERIES[i % len(QUERIES)], access, 10)
         if audit:
-            components.compliance.audit.record(AuditEvent(ACTOR, "search.performed", query=QUERIES[i % len(QUERIES)],
-                                                          chunk_ids=[c.record.id for c in found.chunks]))
+            components.compliance.audit.record(
+                AuditEvent(
+                    ACTOR,
+                    "search.performed",
+                    query=QUERIES[i % len(QUERIES)],
+                    chunk_ids=[c.record.id for c in found.chunks],
+                )
+            )
+
     for i in range(20):
         search(i, i % 2 == 0)
     plain: list[float] = []
@@ -120,16 +147,24 @@ def main() -> None:
         finally:
             components.close()
     overhead = with_audit["p50_ms"] - search["p50_ms"]
-    report = {"append": append, "append_4_threads_per_s": round(rate, 1), "search": search, "search_with_audit": with_audit,
-              "overhead_p50_ms": round(overhead, 3), "overhead_ratio_p50": round(with_audit["p50_ms"] / search["p50_ms"], 3),
-              "verify": {"records": verified.records, "ok": verified.ok, "seconds": round(verify_s, 3)},
-              "load_average": os.getloadavg()}
+    report = {
+        "append": append,
+        "append_4_threads_per_s": round(rate, 1),
+        "search": search,
+        "search_with_audit": with_audit,
+        "overhead_p50_ms": round(overhead, 3),
+        "overhead_ratio_p50": round(with_audit["p50_ms"] / search["p50_ms"], 3),
+        "verify": {"records": verified.records, "ok": verified.ok, "seconds": round(verify_s, 3)},
+        "load_average": os.getloadavg(),
+    }
     print(f"{'measure':<34} {'p50 ms':>8} {'p95 ms':>8}")
     for name in ("append", "search", "search_with_audit"):
         print(f"{name:<34} {report[name]['p50_ms']:>8.2f} {report[name]['p95_ms']:>8.2f}")
-    print(f"audit overhead per search (p50): {overhead:.2f} ms ({report['overhead_ratio_p50']}x); "
-          f"4 concurrent writers: {rate:.0f} records/s; verify {verified.records} records in {verify_s:.2f} s; "
-          f"load average {report['load_average'][0]:.2f}")
+    print(
+        f"audit overhead per search (p50): {overhead:.2f} ms ({report['overhead_ratio_p50']}x); "
+        f"4 concurrent writers: {rate:.0f} records/s; verify {verified.records} records in {verify_s:.2f} s; "
+        f"load average {report['load_average'][0]:.2f}"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -42,9 +42,12 @@ def sample_text(sample: dict[str, Any]) -> str:
 
 
 def gold_spans(text: str, labels: list[list[str]]) -> list[Span]:
-    """Every whole-word occurrence of each labelled value; values inside a longer gold value of the same type fold into it."""
-    spans = [(kind, m.start(), m.end()) for kind, value in labels
-             for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text)]
+    """Every whole-word occurrence of each labelled value; one inside a longer gold value of its type folds into it."""
+    spans = [
+        (kind, m.start(), m.end())
+        for kind, value in labels
+        for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text)
+    ]
     missing = [value for kind, value in labels if not re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text)]
     if missing:
         raise SystemExit(f"labelled values not in their window: {missing}")
@@ -63,7 +66,9 @@ def overlaps(a: Span, b: Span) -> bool:
     return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
 
 
-def evaluate(detector: PresidioDetector, samples: list[dict[str, Any]], entities: list[str]) -> tuple[dict[str, dict[str, int]], float, int]:
+def evaluate(
+    detector: PresidioDetector, samples: list[dict[str, Any]], entities: list[str]
+) -> tuple[dict[str, dict[str, int]], float, int]:
     limits = thresholds()
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"gold": 0, "found": 0, "predicted": 0, "correct": 0})
     elapsed, chars = 0.0, 0
@@ -108,16 +113,32 @@ def main() -> None:
     warm_s = time.perf_counter() - started
     report: dict[str, Any] = {"warm_up_s": round(warm_s, 2), "thresholds": thresholds(), "sets": {}}
     print(f"{'set':<10} {'entity':<22} {'gold':>5} {'pred':>5} {'P':>5} {'R':>5} {'F1':>5}")
-    for name, subset in (("real", [s for s in spec["samples"] if not s.get("synthetic")]),
-                         ("synthetic", [s for s in spec["samples"] if s.get("synthetic")])):
+    for name, subset in (
+        ("real", [s for s in spec["samples"] if not s.get("synthetic")]),
+        ("synthetic", [s for s in spec["samples"] if s.get("synthetic")]),
+    ):
         counts, elapsed, chars = evaluate(detector, subset, entities)
-        rows = {kind: {**counts[kind], **scores(counts[kind])} for kind in entities if counts[kind]["gold"] or counts[kind]["predicted"]}
+        rows = {
+            kind: {**counts[kind], **scores(counts[kind])}
+            for kind in entities
+            if counts[kind]["gold"] or counts[kind]["predicted"]
+        }
         rows["ALL"] = {**total(counts), **scores(total(counts))}
         for kind, row in rows.items():
-            print(f"{name:<10} {kind:<22} {row['gold']:>5} {row['predicted']:>5} {fmt(row['precision']):>5} {fmt(row['recall']):>5} {fmt(row['f1']):>5}")
-        report["sets"][name] = {"samples": len(subset), "chars": chars, "detect_ms_per_1k_chars": round(1000 * elapsed / chars * 1000, 2),
-                                "entities": rows}
-    print(f"warm-up {warm_s:.1f} s; detection {report['sets']['real']['detect_ms_per_1k_chars']} ms per 1,000 characters (real set)")
+            print(
+                f"{name:<10} {kind:<22} {row['gold']:>5} {row['predicted']:>5} "
+                f"{fmt(row['precision']):>5} {fmt(row['recall']):>5} {fmt(row['f1']):>5}"
+            )
+        report["sets"][name] = {
+            "samples": len(subset),
+            "chars": chars,
+            "detect_ms_per_1k_chars": round(1000 * elapsed / chars * 1000, 2),
+            "entities": rows,
+        }
+    print(
+        f"warm-up {warm_s:.1f} s; detection {report['sets']['real']['detect_ms_per_1k_chars']} ms "
+        "per 1,000 characters (real set)"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -49,7 +49,9 @@ class Compliance:
         thread.start()
         return thread
 
-    def redact(self, parsed: ParsedDocument, tenant: str, classification: str) -> tuple[ParsedDocument, RedactionSummary]:
+    def redact(
+        self, parsed: ParsedDocument, tenant: str, classification: str
+    ) -> tuple[ParsedDocument, RedactionSummary]:
         """Redact a parsed document per policy (between parsing and chunking)."""
         if not self.settings.compliance.redaction_enabled:
             return parsed, RedactionSummary(classification)

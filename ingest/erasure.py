@@ -36,7 +36,9 @@ class ErasedDocument(BaseModel):
     document_id: str
     collection: str
     classification: str
-    content_sha256: str = Field(description="SHA-256 of the original upload (the content is gone; the hash proves which)")
+    content_sha256: str = Field(
+        description="SHA-256 of the original upload (the content is gone; the hash proves which)"
+    )
     created_at: str
     chunk_rows: int
     index_points: int
@@ -69,7 +71,9 @@ class ErasureReceipt(BaseModel):
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def erase_document(components: Components, actor: Actor, document_id: str, *, action: str = "document.deleted") -> ErasureReceipt:
+def erase_document(
+    components: Components, actor: Actor, document_id: str, *, action: str = "document.deleted"
+) -> ErasureReceipt:
     """:raises NotFound: no such document in the actor's tenant (another tenant's looks the same)."""
     with Session(components.engine) as session:
         document = session.get(Document, document_id)
@@ -83,8 +87,11 @@ def erase_subject(components: Components, actor: Actor, subject_id: str) -> Eras
     """Every document of the actor's tenant whose metadata names ``subject_id`` (GDPR Art. 17)."""
     field_name = components.settings.compliance.subject_field
     with Session(components.engine) as session:
-        documents = [d for d in session.exec(select(Document).where(Document.tenant == actor.tenant)).all()
-                     if _names_subject(d.metadata_dict.get(field_name), subject_id)]
+        documents = [
+            d
+            for d in session.exec(select(Document).where(Document.tenant == actor.tenant)).all()
+            if _names_subject(d.metadata_dict.get(field_name), subject_id)
+        ]
     return _erase(components, actor, documents, "subject", subject_id, "erasure.subject")
 
 
@@ -99,7 +106,9 @@ def _names_subject(value: object, subject_id: str) -> bool:
     return value == subject_id or (isinstance(value, list) and subject_id in value)
 
 
-def _erase(components: Components, actor: Actor, documents: list[Document], scope: str, target: str, action: str) -> ErasureReceipt:
+def _erase(
+    components: Components, actor: Actor, documents: list[Document], scope: str, target: str, action: str
+) -> ErasureReceipt:
     points = {d.id: components.index.count(AccessFilter(tenant=actor.tenant, document_ids=(d.id,))) for d in documents}
     with components.compliance.audit.transaction() as tx:
         _secure_delete(tx.session)
@@ -108,9 +117,20 @@ def _erase(components: Components, actor: Actor, documents: list[Document], scop
         if scope == "tenant":
             keys += components.compliance.keyring.destroy_tenant_keys(tx.session, actor.tenant)
         receipt = _receipt(actor, scope, target, erased, keys)
-        record = tx.append(AuditEvent(actor, action, document_ids=[e.document_id for e in erased],
-                                      detail={"receipt_id": receipt.receipt_id, "receipt_sha256": receipt.receipt_sha256,
-                                              "scope": scope, "documents": len(erased), "keys_destroyed": keys}))
+        record = tx.append(
+            AuditEvent(
+                actor,
+                action,
+                document_ids=[e.document_id for e in erased],
+                detail={
+                    "receipt_id": receipt.receipt_id,
+                    "receipt_sha256": receipt.receipt_sha256,
+                    "scope": scope,
+                    "documents": len(erased),
+                    "keys_destroyed": keys,
+                },
+            )
+        )
     receipt.audit_seq = record.seq
     receipt.verification = _purge(components, actor.tenant, [e.document_id for e in erased])
     log.info("erasure.done scope=%s documents=%d receipt=%s", scope, len(erased), receipt.receipt_id)
@@ -124,9 +144,17 @@ def _remove_rows(session: Session, components: Components, document: Document, i
     session.execute(delete(Job).where(col(Job.document_id) == document.id))
     session.execute(delete(Document).where(col(Document.id) == document.id))
     destroyed = components.compliance.keyring.destroy_document_keys(session, [document.id]) > 0
-    return ErasedDocument(document_id=document.id, collection=document.collection, classification=document.classification,
-                          content_sha256=document.content_hash, created_at=iso_time(_utc(document.created_at)),
-                          chunk_rows=int(chunks), index_points=index_points, jobs=int(jobs), key_destroyed=destroyed)
+    return ErasedDocument(
+        document_id=document.id,
+        collection=document.collection,
+        classification=document.classification,
+        content_sha256=document.content_hash,
+        created_at=iso_time(_utc(document.created_at)),
+        chunk_rows=int(chunks),
+        index_points=index_points,
+        jobs=int(jobs),
+        key_destroyed=destroyed,
+    )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -134,8 +162,16 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _receipt(actor: Actor, scope: str, target: str, erased: list[ErasedDocument], keys: int) -> ErasureReceipt:
-    receipt = ErasureReceipt(receipt_id=new_id(), scope=scope, target=target, tenant=actor.tenant, requested_by=actor.subject,
-                             erased_at=iso_time(), documents=erased, keys_destroyed=keys)
+    receipt = ErasureReceipt(
+        receipt_id=new_id(),
+        scope=scope,
+        target=target,
+        tenant=actor.tenant,
+        requested_by=actor.subject,
+        erased_at=iso_time(),
+        documents=erased,
+        keys_destroyed=keys,
+    )
     receipt.receipt_sha256 = receipt.digest()
     return receipt
 

@@ -41,8 +41,11 @@ class LegalHold:
         if self.tenant is not None and document.tenant != self.tenant:
             return False
         meta = document.metadata_dict
-        return (document.collection in self.collections or document.id in self.document_ids
-                or (bool(self.metadata) and all(meta.get(k) == v for k, v in self.metadata.items())))
+        return (
+            document.collection in self.collections
+            or document.id in self.document_ids
+            or (bool(self.metadata) and all(meta.get(k) == v for k, v in self.metadata.items()))
+        )
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,19 @@ class RetentionPolicy:
     def from_data(cls, data: dict[str, Any]) -> RetentionPolicy:
         """:raises PolicyError: a period that is not a non-negative number, or a hold that selects nothing."""
         holds = tuple(_hold(h) for h in data.get("legal_holds") or [])
-        return cls(_days(data.get("default_days"), "default_days"),
-                   {k: _days(v, f"classifications.{k}") for k, v in (data.get("classifications") or {}).items()},
-                   {k: _days(v, f"collections.{k}") for k, v in (data.get("collections") or {}).items()}, holds)
+        return cls(
+            _days(data.get("default_days"), "default_days"),
+            {k: _days(v, f"classifications.{k}") for k, v in (data.get("classifications") or {}).items()},
+            {k: _days(v, f"collections.{k}") for k, v in (data.get("collections") or {}).items()},
+            holds,
+        )
 
     def period(self, document: Document) -> timedelta | None:
-        candidates = [d for d in (self.collections.get(document.collection), self.classifications.get(document.classification)) if d is not None]
+        candidates = [
+            d
+            for d in (self.collections.get(document.collection), self.classifications.get(document.classification))
+            if d is not None
+        ]
         days = min(candidates) if candidates else self.default_days
         return None if days is None else timedelta(days=days)
 
@@ -80,9 +90,14 @@ def _days(value: Any, where: str) -> float | None:
 def _hold(raw: Any) -> LegalHold:
     if not isinstance(raw, dict) or not raw.get("id"):
         raise PolicyError("retention.json: every legal hold needs an 'id'")
-    hold = LegalHold(id=str(raw["id"]), reason=str(raw.get("reason", "")), tenant=raw.get("tenant"),
-                     collections=tuple(raw.get("collections") or ()), document_ids=tuple(raw.get("document_ids") or ()),
-                     metadata=dict(raw.get("metadata") or {}))
+    hold = LegalHold(
+        id=str(raw["id"]),
+        reason=str(raw.get("reason", "")),
+        tenant=raw.get("tenant"),
+        collections=tuple(raw.get("collections") or ()),
+        document_ids=tuple(raw.get("document_ids") or ()),
+        metadata=dict(raw.get("metadata") or {}),
+    )
     if not (hold.collections or hold.document_ids or hold.metadata):
         raise PolicyError(f"retention.json: hold {hold.id!r} must select collections, document_ids or metadata")
     return hold
@@ -99,7 +114,9 @@ def load_retention_policy(components: Components) -> RetentionPolicy:
     return RetentionPolicy.from_data(load_policy_file(components.settings, "retention.json"))
 
 
-def run_retention(components: Components, now: datetime | None = None, policy: RetentionPolicy | None = None) -> RetentionReport:
+def run_retention(
+    components: Components, now: datetime | None = None, policy: RetentionPolicy | None = None
+) -> RetentionReport:
     """Erase every expired document not under a legal hold; safe to run from several processes."""
     policy = policy or load_retention_policy(components)
     now = now or datetime.now(UTC)
@@ -117,8 +134,11 @@ def run_retention(components: Components, now: datetime | None = None, policy: R
             report.held[document.id] = hold.id
             continue
         try:
-            report.receipts.append(erase_document(components, Actor.system(document.tenant, "retention"), document.id,
-                                                  action="retention.deleted"))
+            report.receipts.append(
+                erase_document(
+                    components, Actor.system(document.tenant, "retention"), document.id, action="retention.deleted"
+                )
+            )
         except NotFound:  # erased meanwhile by someone else
             continue
     log.info("retention.run checked=%d deleted=%d held=%d", report.checked, len(report.receipts), len(report.held))

@@ -61,10 +61,17 @@ class _Walk:
 
     def feed(self, record: AuditRecord) -> str | None:
         if record.seq != self.expected:
-            missing = f"records {self.expected}-{record.seq - 1} are" if record.seq - 1 > self.expected else f"record {self.expected} is"
+            missing = (
+                f"records {self.expected}-{record.seq - 1} are"
+                if record.seq - 1 > self.expected
+                else f"record {self.expected} is"
+            )
             return f"{missing} missing from the chain (deleted)"
         if record.prev_hash != self.prev:
-            return f"record {record.seq} does not link to record {record.seq - 1} (a record was deleted, inserted or reordered)"
+            return (
+                f"record {record.seq} does not link to record {record.seq - 1} "
+                "(a record was deleted, inserted or reordered)"
+            )
         if not hmac.compare_digest(link_mac(self.key, record), record.hash):
             return f"record {record.seq} does not match its HMAC (altered, or forged without the audit key)"
         self.prev, self.expected, self.count = record.hash, self.expected + 1, self.count + 1
@@ -93,8 +100,10 @@ def _against_checkpoint(key: bytes, checkpoint: dict[str, Any], walk: _Walk) -> 
         return "the checkpoint's signature is invalid (altered checkpoint, or made with another audit key)"
     head_seq, head_hash = int(checkpoint["head_seq"]), str(checkpoint["head_hash"])
     if head_seq > walk.count:
-        return (f"the chain was truncated: the checkpoint of {checkpoint['time']} covers {head_seq} records, "
-                f"the chain now has {walk.count}")
+        return (
+            f"the chain was truncated: the checkpoint of {checkpoint['time']} covers {head_seq} records, "
+            f"the chain now has {walk.count}"
+        )
     if head_seq and walk.seen.get(head_seq) != head_hash:
         return f"record {head_seq} differs from the checkpoint of {checkpoint['time']} (the chain was rewritten)"
     return None
@@ -102,12 +111,20 @@ def _against_checkpoint(key: bytes, checkpoint: dict[str, Any], walk: _Walk) -> 
 
 def make_checkpoint(key: bytes, key_id: str, head_seq: int, head_hash: str, time: str) -> dict[str, Any]:
     """A signed statement "the chain had ``head_seq`` records ending in ``head_hash`` at ``time``"."""
-    body = {"format": CHECKPOINT_FORMAT, "count": head_seq, "head_seq": head_seq, "head_hash": head_hash,
-            "time": time, "key_id": key_id}
+    body = {
+        "format": CHECKPOINT_FORMAT,
+        "count": head_seq,
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+        "time": time,
+        "key_id": key_id,
+    }
     return body | {"signature": hmac.new(key, canonical(body), hashlib.sha256).hexdigest()}
 
 
 def verify_checkpoint_signature(key: bytes, checkpoint: dict[str, Any]) -> bool:
     body = {k: v for k, v in checkpoint.items() if k != "signature"}
     expected = hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
-    return body.get("format") == CHECKPOINT_FORMAT and hmac.compare_digest(expected, str(checkpoint.get("signature", "")))
+    return body.get("format") == CHECKPOINT_FORMAT and hmac.compare_digest(
+        expected, str(checkpoint.get("signature", ""))
+    )

@@ -104,7 +104,9 @@ class AuditSession:
 def _unavailable(exc: Exception) -> str:
     log.error("audit.write_failed type=%s", type(exc).__name__)
     telemetry.record_audit_write_failure(type(exc).__name__)
-    return "the audit trail cannot be written, so the request was refused (fail closed); the operator must check the store"
+    return (
+        "the audit trail cannot be written, so the request was refused (fail closed); the operator must check the store"
+    )
 
 
 class AuditTrail:
@@ -149,15 +151,27 @@ class AuditTrail:
         head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
         actor = event.actor
         record = AuditRecord(
-            seq=(head.seq + 1) if head else 1, time=iso_time(), tenant=actor.tenant, subject=actor.subject,
-            roles_json=json.dumps(sorted(actor.roles)), auth_method=actor.auth_method, action=event.action,
-            outcome=event.outcome, request_id=actor.request_id, client=actor.client,
+            seq=(head.seq + 1) if head else 1,
+            time=iso_time(),
+            tenant=actor.tenant,
+            subject=actor.subject,
+            roles_json=json.dumps(sorted(actor.roles)),
+            auth_method=actor.auth_method,
+            action=event.action,
+            outcome=event.outcome,
+            request_id=actor.request_id,
+            client=actor.client,
             document_ids_json=json.dumps(list(dict.fromkeys(event.document_ids))),
-            chunk_ids_json=json.dumps(list(dict.fromkeys(event.chunk_ids))), model=event.model,
-            decision=event.decision, decision_reason=event.decision_reason,
-            query_ciphertext=self._seal_query(actor.tenant, event.query), latency_ms=event.latency_ms,
-            detail_json=json.dumps(event.detail, sort_keys=True), key_id=AUDIT_KEY_ID,
-            prev_hash=head.hash if head else GENESIS, hash="",
+            chunk_ids_json=json.dumps(list(dict.fromkeys(event.chunk_ids))),
+            model=event.model,
+            decision=event.decision,
+            decision_reason=event.decision_reason,
+            query_ciphertext=self._seal_query(actor.tenant, event.query),
+            latency_ms=event.latency_ms,
+            detail_json=json.dumps(event.detail, sort_keys=True),
+            key_id=AUDIT_KEY_ID,
+            prev_hash=head.hash if head else GENESIS,
+            hash="",
         )
         record.hash = link_mac(self._keyring.audit_key(), record)
         return record
@@ -173,7 +187,11 @@ class AuditTrail:
             return None
         try:
             key = self._keyring.tenant_key_if_exists(record.tenant)
-            return None if key is None else open_text(key, record.query_ciphertext, f"audit.query:{record.tenant}".encode())
+            return (
+                None
+                if key is None
+                else open_text(key, record.query_ciphertext, f"audit.query:{record.tenant}".encode())
+            )
         except EnclaveError:
             return None
 
@@ -214,8 +232,9 @@ class AuditTrail:
         """A signed (count, head hash) statement to keep outside the database."""
         with session_scope(self._engine) as session:
             head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-        return make_checkpoint(self._keyring.audit_key(), AUDIT_KEY_ID, head.seq if head else 0,
-                               head.hash if head else GENESIS, iso_time())
+        return make_checkpoint(
+            self._keyring.audit_key(), AUDIT_KEY_ID, head.seq if head else 0, head.hash if head else GENESIS, iso_time()
+        )
 
 
 def export_line(record: AuditRecord) -> str:

@@ -66,7 +66,9 @@ class KeyRing:
 
     # -- keys by purpose --------------------------------------------------------------------------
     def tenant_key(self, tenant: str) -> bytes:
-        return self._get_or_create(DataKey(id=tenant_key_id(tenant), kind="tenant", tenant=tenant, parent="master", wrapped=""))
+        return self._get_or_create(
+            DataKey(id=tenant_key_id(tenant), kind="tenant", tenant=tenant, parent="master", wrapped="")
+        )
 
     def tenant_key_if_exists(self, tenant: str) -> bytes | None:
         """The tenant's key, or None when the tenant was erased (or never wrote anything)."""
@@ -82,7 +84,9 @@ class KeyRing:
         document does); the tenant key must then exist already (call :meth:`tenant_key` first,
         outside the transaction: SQLite allows one writer at a time).
         """
-        row = DataKey(id=document_key_id(document_id), kind="document", tenant=tenant, parent=tenant_key_id(tenant), wrapped="")
+        row = DataKey(
+            id=document_key_id(document_id), kind="document", tenant=tenant, parent=tenant_key_id(tenant), wrapped=""
+        )
         if session is None:
             self.tenant_key(tenant)
             return self._get_or_create(row)

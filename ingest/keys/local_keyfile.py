@@ -55,11 +55,15 @@ class LocalKeyFile:
         self._refresh()
         key = self._versions.get(version)
         if key is None:
-            raise KeyUnavailable(f"master key version {version!r} is not in {self._path}; restore the key file from backup")
+            raise KeyUnavailable(
+                f"master key version {version!r} is not in {self._path}; restore the key file from backup"
+            )
         try:
             return open_sealed(key, base64.urlsafe_b64decode(body), context.encode("utf-8"))
         except DecryptionFailed as exc:
-            raise KeyUnavailable(f"a data key does not unwrap under master key {version!r} (wrong or damaged key file)") from exc
+            raise KeyUnavailable(
+                f"a data key does not unwrap under master key {version!r} (wrong or damaged key file)"
+            ) from exc
 
     def version_of(self, wrapped: str) -> str:
         return wrapped.partition(":")[0]
@@ -89,8 +93,11 @@ class LocalKeyFile:
         self._write(exclusive=True)
 
     def _write(self, *, exclusive: bool = False) -> None:
-        body = {"format": FORMAT, "current": self._current,
-                "keys": {v: base64.b64encode(k).decode("ascii") for v, k in self._versions.items()}}
+        body = {
+            "format": FORMAT,
+            "current": self._current,
+            "keys": {v: base64.b64encode(k).decode("ascii") for v, k in self._versions.items()},
+        }
         fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".master-")
         try:
             os.fchmod(fd, 0o600)

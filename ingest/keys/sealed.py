@@ -44,14 +44,22 @@ class SealedIndex:
     def warm_up(self) -> None:
         self.inner.warm_up()
 
-    def upsert(self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]) -> None:
+    def upsert(
+        self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]
+    ) -> None:
         self.inner.upsert([self._seal(r) for r in records], dense, sparse)
 
     def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
         self.inner.delete_document(tenant, document_id, keep_version=keep_version)
 
-    def search(self, dense: Sequence[float], sparse: SparseVector, access: AccessFilter, limit: int,
-               mode: SearchMode = "hybrid") -> SearchResult:
+    def search(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        access: AccessFilter,
+        limit: int,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
         result = self.inner.search(dense, sparse, access, limit, mode)
         opened = [chunk for chunk in map(self._open, result.chunks) if chunk is not None]
         return SearchResult(chunks=opened, best_dense_score=result.best_dense_score, extra=result.extra)
@@ -75,15 +83,21 @@ class SealedIndex:
 
     def _seal(self, record: ChunkRecord) -> ChunkRecord:
         key = self._keyring.document_key(record.document_id)
-        return replace(record, text=seal_text(key, record.text, _aad(record, "text")),
-                       title=seal_text(key, record.title, _aad(record, "title")))
+        return replace(
+            record,
+            text=seal_text(key, record.text, _aad(record, "text")),
+            title=seal_text(key, record.title, _aad(record, "title")),
+        )
 
     def _open(self, chunk: ScoredChunk) -> ScoredChunk | None:
         record = chunk.record
         try:
             key = self._keyring.document_key(record.document_id)
-            opened = replace(record, text=open_text(key, record.text, _aad(record, "text")),
-                             title=open_text(key, record.title, _aad(record, "title")))
+            opened = replace(
+                record,
+                text=open_text(key, record.text, _aad(record, "text")),
+                title=open_text(key, record.title, _aad(record, "title")),
+            )
         except EnclaveError as exc:  # erased (key destroyed), altered, or stored in clear: never shown
             log.warning("index.chunk_withheld document=%s reason=%s", record.document_id, exc.code)
             return None

@@ -89,7 +89,9 @@ def _rule(classification: str, body: Any) -> RedactionRule:
     threshold = _threshold(body.get("threshold", DEFAULT_THRESHOLD), classification)
     entities: dict[str, EntityRule] = {}
     for entity, spec in (body.get("entities") or {}).items():
-        action, own = (spec, threshold) if isinstance(spec, str) else (spec.get("action"), spec.get("threshold", threshold))
+        action, own = (
+            (spec, threshold) if isinstance(spec, str) else (spec.get("action"), spec.get("threshold", threshold))
+        )
         if action not in ACTIONS:
             raise PolicyError(f"redaction.json: {classification}.{entity}: action must be one of {', '.join(ACTIONS)}")
         entities[entity] = EntityRule(action, _threshold(own, f"{classification}.{entity}"))

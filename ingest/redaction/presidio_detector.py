@@ -52,9 +52,21 @@ def _build_analyzer() -> Any:
     config = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm"}]}
     nlp = NlpEngineProvider(nlp_configuration=config).create_engine()
     registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (SpacyRecognizer(), OfflineEmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(),
-                       UsSsnRecognizer(), UsItinRecognizer(), UsBankRecognizer(), IbanRecognizer(), IpRecognizer(),
-                       MedicalLicenseRecognizer(), MedicalRecordNumberRecognizer(), NpiRecognizer(), DocketNumberRecognizer()):
+    for recognizer in (
+        SpacyRecognizer(),
+        OfflineEmailRecognizer(),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        UsSsnRecognizer(),
+        UsItinRecognizer(),
+        UsBankRecognizer(),
+        IbanRecognizer(),
+        IpRecognizer(),
+        MedicalLicenseRecognizer(),
+        MedicalRecordNumberRecognizer(),
+        NpiRecognizer(),
+        DocketNumberRecognizer(),
+    ):
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
 
@@ -95,6 +107,8 @@ class PresidioDetector:
         found: list[Finding] = []
         for start, end in windows(text):
             with _analyze_lock:
-                results = analyzer.analyze(text[start:end], language="en", entities=list(entities), score_threshold=threshold)
+                results = analyzer.analyze(
+                    text[start:end], language="en", entities=list(entities), score_threshold=threshold
+                )
             found.extend(Finding(r.entity_type, start + r.start, start + r.end, float(r.score)) for r in results)
         return resolve_overlaps(found)

@@ -57,7 +57,10 @@ class MedicalRecordNumberRecognizer(ValueGroupRecognizer):
 
     ENTITY = "MEDICAL_RECORD_NUMBER"
     PATTERNS = (
-        (r"\b(?:MRN|MR\s?#|Med(?:ical)?\.?\s+Rec(?:ord)?\.?\s*(?:Number|No\.?|Num\.?|#)?)\s*[:#]?\s*(?P<value>[A-Z]{0,3}-?\d{5,12})\b", 0.9),
+        (
+            r"\b(?:MRN|MR\s?#|Med(?:ical)?\.?\s+Rec(?:ord)?\.?\s*(?:Number|No\.?|Num\.?|#)?)\s*[:#]?\s*(?P<value>[A-Z]{0,3}-?\d{5,12})\b",
+            0.9,
+        ),
         (r"\b(?:patient|chart)\s+(?:ID|number|no\.?|#)\s*[:#]?\s*(?P<value>[A-Z]{0,3}-?\d{6,12})\b", 0.6),
     )
 
@@ -77,7 +80,8 @@ def npi_check_digit_ok(number: str) -> bool:
 
 
 class NpiRecognizer(ValueGroupRecognizer):
-    """National Provider Identifier: 10 digits starting 1 or 2 whose check digit holds; likelier with "NPI" before it."""
+    """National Provider Identifier: 10 digits starting 1 or 2 whose check digit holds; "NPI" before it is required
+    to reach any policy threshold."""
 
     ENTITY = "US_NPI"
     PATTERNS = (
@@ -96,6 +100,9 @@ class DocketNumberRecognizer(ValueGroupRecognizer):
     ENTITY = "US_DOCKET_NUMBER"
     PATTERNS = (
         (r"(?<![\w-])(?P<value>\d{1,2}:\d{2}-(?:cv|cr|mc|md|bk|ap|mj|po|sw)-\d{3,6}(?:-[A-Z]{2,4})*)\b", 0.95),
-        (r"\b(?:case|docket|civil\s+action|index|cause|adversary\s+proceeding)\s+(?:no\.?|number|#)\s*[:#]?\s*"
-         r"(?P<value>[A-Z0-9]{1,6}(?:[:\-/.][A-Z0-9]{1,8}){1,4})\b", 0.9),
+        (
+            r"\b(?:case|docket|civil\s+action|index|cause|adversary\s+proceeding)\s+(?:no\.?|number|#)\s*[:#]?\s*"
+            r"(?P<value>[A-Z0-9]{1,6}(?:[:\-/.][A-Z0-9]{1,8}){1,4})\b",
+            0.9,
+        ),
     )

@@ -65,7 +65,9 @@ class Redactor:
         if any(rule.needs_detection for rule in self.policy.rules.values()):
             self._detector.warm_up()
 
-    def redact_document(self, parsed: ParsedDocument, tenant: str, classification: str) -> tuple[ParsedDocument, RedactionSummary]:
+    def redact_document(
+        self, parsed: ParsedDocument, tenant: str, classification: str
+    ) -> tuple[ParsedDocument, RedactionSummary]:
         rule = self.policy.rule_for(classification)
         summary = RedactionSummary(rule.classification)
         if not rule.needs_detection:
@@ -85,11 +87,20 @@ class Redactor:
         active = rule.active
         floor = min(r.threshold for r in active.values())
         found = self._detector.detect(text, sorted(active), floor)
-        return [Span(f.entity, f.start, f.end, text[f.start : f.end]) for f in found
-                if f.entity in active and f.score >= active[f.entity].threshold]
+        return [
+            Span(f.entity, f.start, f.end, text[f.start : f.end])
+            for f in found
+            if f.entity in active and f.score >= active[f.entity].threshold
+        ]
 
-    def _replacements(self, spans: list[Span], rule: RedactionRule, tenant: str, summary: RedactionSummary) -> list[Replacement]:
-        key = self._keyring.pseudonym_key(tenant) if any(r.action == "pseudonymise" for r in rule.active.values()) else b""
+    def _replacements(
+        self, spans: list[Span], rule: RedactionRule, tenant: str, summary: RedactionSummary
+    ) -> list[Replacement]:
+        key = (
+            self._keyring.pseudonym_key(tenant)
+            if any(r.action == "pseudonymise" for r in rule.active.values())
+            else b""
+        )
         out: list[Replacement] = []
         for span in spans:
             action = rule.active[span.entity].action
@@ -149,7 +160,10 @@ def apply_to_document(parsed: ParsedDocument, replacements: list[Replacement]) -
         return position + shifts[bisect_right(ends, position)]
 
     text = apply_to_text(parsed.text, ordered)
-    elements = [replace(e, start=moved(e.start), end=moved(e.end), text=text[moved(e.start) : moved(e.end)]) for e in parsed.elements]
+    elements = [
+        replace(e, start=moved(e.start), end=moved(e.end), text=text[moved(e.start) : moved(e.end)])
+        for e in parsed.elements
+    ]
     return replace(parsed, text=text, elements=elements)
 
 

@@ -22,7 +22,9 @@ def answer_rule(state: AppState, sources: Sequence[ScoredChunk]) -> RedactionRul
     return state.components.compliance.redactor.policy.rule_for_all(c.record.classification for c in sources)
 
 
-def redact_answer(state: AppState, tenant: str, response: QueryResponse, rule: RedactionRule) -> tuple[QueryResponse, int]:
+def redact_answer(
+    state: AppState, tenant: str, response: QueryResponse, rule: RedactionRule
+) -> tuple[QueryResponse, int]:
     """The response with its answer redacted, and how many values were replaced."""
     if not rule.needs_detection or not response.found:
         return response, 0

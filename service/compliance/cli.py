@@ -22,7 +22,9 @@ from ingest.store.db import create_schema, make_engine
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail: verify, checkpoint, export.")
 kms_app = typer.Typer(no_args_is_help=True, help="Master key management (envelope encryption).")
-retention_app = typer.Typer(no_args_is_help=True, help="Retention periods and legal holds from policies/retention.json.")
+retention_app = typer.Typer(
+    no_args_is_help=True, help="Retention periods and legal holds from policies/retention.json."
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -52,7 +54,11 @@ def _checkpoints(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 @audit_app.command("verify")
-def verify(checkpoint: Annotated[list[Path] | None, typer.Option(help="checkpoint file(s) from `enclave audit checkpoint`")] = None) -> None:
+def verify(
+    checkpoint: Annotated[
+        list[Path] | None, typer.Option(help="checkpoint file(s) from `enclave audit checkpoint`")
+    ] = None,
+) -> None:
     """Walk the chain; exit 1 naming the first broken record (altered, deleted, reordered, inserted, truncated)."""
     result = _compliance(_settings()).audit.verify(_checkpoints(checkpoint or []))
     if result.ok:
@@ -63,8 +69,12 @@ def verify(checkpoint: Annotated[list[Path] | None, typer.Option(help="checkpoin
 
 
 @audit_app.command("checkpoint")
-def checkpoint(output: Annotated[Path | None, typer.Option("--out", help="append the checkpoint to this file (JSON lines)")] = None) -> None:
-    """Print (or append to a file) a signed checkpoint: head hash and count. Keep it outside Enclave's data directory."""
+def checkpoint(
+    output: Annotated[
+        Path | None, typer.Option("--out", help="append the checkpoint to this file (JSON lines)")
+    ] = None,
+) -> None:
+    """Print (or append to a file) a signed checkpoint: head hash and count. Keep it outside the data directory."""
     line = json.dumps(_compliance(_settings()).audit.checkpoint(), sort_keys=True)
     if output is None:
         sys.stdout.write(line + "\n")
@@ -75,8 +85,10 @@ def checkpoint(output: Annotated[Path | None, typer.Option("--out", help="append
 
 
 @audit_app.command("export")
-def export(since: Annotated[str | None, typer.Option(help="only records at or after this ISO-8601 time")] = None,
-           output: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None) -> None:
+def export(
+    since: Annotated[str | None, typer.Option(help="only records at or after this ISO-8601 time")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
+) -> None:
     """JSON lines for a SIEM: every stored column (hashes included, query text only encrypted)."""
     from ingest.audit.trail import export_line
     from service.compliance.routes import _iso
@@ -92,16 +104,29 @@ def export(since: Annotated[str | None, typer.Option(help="only records at or af
 
 
 @kms_app.command("rotate")
-def rotate(keep_old: Annotated[bool, typer.Option(help="keep the previous master key version in the key file")] = False) -> None:
+def rotate(
+    keep_old: Annotated[bool, typer.Option(help="keep the previous master key version in the key file")] = False,
+) -> None:
     """New master key version; re-wrap every tenant and audit key under it (no data is re-encrypted)."""
     settings = _settings()
     compliance = _compliance(settings)
     report = compliance.keyring.rotate_master(retire_old=not keep_old)
-    compliance.audit.record(AuditEvent(Actor.system(settings.default_tenant, "kms"), "keys.master_rotated",
-                                       detail={"previous": report.previous_version, "new": report.new_version,
-                                               "rewrapped": report.rewrapped, "retired": report.retired}))
-    out.print(f"master key rotated {report.previous_version} → {report.new_version}: "
-              f"{report.rewrapped} keys re-wrapped, retired: {', '.join(report.retired) or 'none'}")
+    compliance.audit.record(
+        AuditEvent(
+            Actor.system(settings.default_tenant, "kms"),
+            "keys.master_rotated",
+            detail={
+                "previous": report.previous_version,
+                "new": report.new_version,
+                "rewrapped": report.rewrapped,
+                "retired": report.retired,
+            },
+        )
+    )
+    out.print(
+        f"master key rotated {report.previous_version} → {report.new_version}: "
+        f"{report.rewrapped} keys re-wrapped, retired: {', '.join(report.retired) or 'none'}"
+    )
 
 
 @retention_app.command("run")

@@ -32,8 +32,14 @@ def request_id_of(request: Request) -> str:
 def actor_of(principal: Principal, request: Request | None = None) -> Actor:
     client = request.client.host if request is not None and request.client else None
     request_id = request_id_of(request) if request is not None else None
-    return Actor(tenant=principal.tenant, subject=principal.subject, roles=tuple(principal.roles),
-                 auth_method=principal.auth_method, request_id=request_id, client=client)
+    return Actor(
+        tenant=principal.tenant,
+        subject=principal.subject,
+        roles=tuple(principal.roles),
+        auth_method=principal.auth_method,
+        request_id=request_id,
+        client=client,
+    )
 
 
 class RequestAudit:
@@ -44,11 +50,29 @@ class RequestAudit:
         self.actor = actor
         self._started = time.perf_counter()
 
-    def record(self, action: str, outcome: str = "ok", *, document_ids: Sequence[str] = (), chunk_ids: Sequence[str] = (),
-               query: str | None = None, model: str | None = None, detail: dict[str, Any] | None = None) -> AuditRecord:
+    def record(
+        self,
+        action: str,
+        outcome: str = "ok",
+        *,
+        document_ids: Sequence[str] = (),
+        chunk_ids: Sequence[str] = (),
+        query: str | None = None,
+        model: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditRecord:
         """Append one record now. :raises AuditUnavailable: nothing may be returned to the caller."""
-        event = AuditEvent(self.actor, action, outcome, document_ids=document_ids, chunk_ids=chunk_ids, model=model,
-                           query=query, latency_ms=int((time.perf_counter() - self._started) * 1000), detail=detail or {})
+        event = AuditEvent(
+            self.actor,
+            action,
+            outcome,
+            document_ids=document_ids,
+            chunk_ids=chunk_ids,
+            model=model,
+            query=query,
+            latency_ms=int((time.perf_counter() - self._started) * 1000),
+            detail=detail or {},
+        )
         return self.state.components.compliance.audit.record(event)
 
     @contextmanager
@@ -59,7 +83,9 @@ class RequestAudit:
         except AuditUnavailable:
             raise
         except EnclaveError as exc:
-            self.record(action, f"error:{exc.code}", query=query, document_ids=document_ids, detail={"status": exc.status})
+            self.record(
+                action, f"error:{exc.code}", query=query, document_ids=document_ids, detail={"status": exc.status}
+            )
             raise
 
 

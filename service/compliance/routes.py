@@ -46,13 +46,29 @@ class AuditRecordPublic(BaseModel):
 
     @classmethod
     def of(cls, record: AuditRecord, query: str | None) -> AuditRecordPublic:
-        return cls(seq=record.seq, time=record.time, tenant=record.tenant, subject=record.subject,
-                   roles=json.loads(record.roles_json), auth_method=record.auth_method, action=record.action,
-                   outcome=record.outcome, request_id=record.request_id, client=record.client,
-                   document_ids=json.loads(record.document_ids_json), chunk_ids=json.loads(record.chunk_ids_json),
-                   model=record.model, decision=record.decision, decision_reason=record.decision_reason, query=query,
-                   query_encrypted=record.query_ciphertext is not None, latency_ms=record.latency_ms,
-                   detail=json.loads(record.detail_json), prev_hash=record.prev_hash, hash=record.hash)
+        return cls(
+            seq=record.seq,
+            time=record.time,
+            tenant=record.tenant,
+            subject=record.subject,
+            roles=json.loads(record.roles_json),
+            auth_method=record.auth_method,
+            action=record.action,
+            outcome=record.outcome,
+            request_id=record.request_id,
+            client=record.client,
+            document_ids=json.loads(record.document_ids_json),
+            chunk_ids=json.loads(record.chunk_ids_json),
+            model=record.model,
+            decision=record.decision,
+            decision_reason=record.decision_reason,
+            query=query,
+            query_encrypted=record.query_ciphertext is not None,
+            latency_ms=record.latency_ms,
+            detail=json.loads(record.detail_json),
+            prev_hash=record.prev_hash,
+            hash=record.hash,
+        )
 
 
 class AuditPage(BaseModel):
@@ -62,9 +78,15 @@ class AuditPage(BaseModel):
 
 
 class ErasureRequest(BaseModel):
-    subject_id: str | None = Field(default=None, min_length=1, max_length=256,
-                                   description="erase every document whose metadata names this data subject")
-    tenant: str | None = Field(default=None, min_length=1, max_length=128, description="erase the caller's whole tenant")
+    subject_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="erase every document whose metadata names this data subject",
+    )
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=128, description="erase the caller's whole tenant"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ErasureRequest:
@@ -85,30 +107,48 @@ def _iso(value: str | None, name: str) -> str | None:
 
 @router.get("/audit", response_model=AuditPage, dependencies=[require("auditor", action="audit.read")])
 def search_audit(
-    state: StateDep, principal: PrincipalDep, audit: AuditDep,
+    state: StateDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
     actor: Annotated[str | None, Query(max_length=256, description="the subject who acted")] = None,
     document: Annotated[str | None, Query(max_length=64, description="records touching this document id")] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     from_: Annotated[str | None, Query(alias="from", description="ISO-8601, inclusive")] = None,
     to: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
     include_query: Annotated[bool, Query(description="decrypt the stored query text (itself audited)")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AuditPage:
     """The caller's tenant's audit records, oldest first (auditor role). Reading the trail is audited too."""
     trail = state.components.compliance.audit
     flt = AuditFilter(principal.tenant, actor, document, action, _iso(from_, "from"), _iso(to, "to"), limit, offset)
     records = trail.search(flt)
-    audit.record("audit.read", detail={"actor": actor, "document": document, "action": action, "from": flt.since,
-                                       "to": flt.until, "returned": len(records), "include_query": include_query})
-    return AuditPage(records=[AuditRecordPublic.of(r, trail.reveal_query(r) if include_query else None) for r in records],
-                     limit=limit, offset=offset)
+    audit.record(
+        "audit.read",
+        detail={
+            "actor": actor,
+            "document": document,
+            "action": action,
+            "from": flt.since,
+            "to": flt.until,
+            "returned": len(records),
+            "include_query": include_query,
+        },
+    )
+    return AuditPage(
+        records=[AuditRecordPublic.of(r, trail.reveal_query(r) if include_query else None) for r in records],
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/audit/verify", dependencies=[require("auditor", action="audit.read")])
 def verify_audit(state: StateDep, audit: AuditDep) -> dict[str, Any]:
     """Walk the whole chain now; names the first broken record (auditor role)."""
     result = state.components.compliance.audit.verify()
-    audit.record("audit.verified", "ok" if result.ok else "broken", detail={"first_broken_seq": result.first_broken_seq})
+    audit.record(
+        "audit.verified", "ok" if result.ok else "broken", detail={"first_broken_seq": result.first_broken_seq}
+    )
     return result.as_dict()
 
 

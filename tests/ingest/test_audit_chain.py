@@ -34,8 +34,16 @@ def _compliance(data_dir: Path, url: str | None = None) -> Compliance:
 def trail_dir(tmp_path: Path) -> Path:
     compliance = _compliance(tmp_path / "data")
     for i in range(6):
-        compliance.audit.record(AuditEvent(ACTOR, "query.answered", document_ids=[f"d{i}"], chunk_ids=[f"c{i}"],
-                                           query=f"who signed contract {i}?", model="smollm2"))
+        compliance.audit.record(
+            AuditEvent(
+                ACTOR,
+                "query.answered",
+                document_ids=[f"d{i}"],
+                chunk_ids=[f"c{i}"],
+                query=f"who signed contract {i}?",
+                model="smollm2",
+            )
+        )
     return tmp_path / "data"
 
 
@@ -66,22 +74,38 @@ def test_the_store_refuses_updates_and_deletes_of_audit_rows(trail_dir: Path) ->
     db.close()
 
 
-SWAP_3_AND_4 = ("UPDATE auditrecord SET seq = -3 WHERE seq = 3", "UPDATE auditrecord SET seq = 3 WHERE seq = 4",
-                "UPDATE auditrecord SET seq = 4 WHERE seq = -3")
-INSERT_AT_3 = ("UPDATE auditrecord SET seq = seq + 100 WHERE seq >= 3", "UPDATE auditrecord SET seq = seq - 99 WHERE seq >= 103",
-               "INSERT INTO auditrecord (seq, time, tenant, subject, roles_json, auth_method, action, outcome, document_ids_json, "
-               "chunk_ids_json, detail_json, key_id, prev_hash, hash) SELECT 3, time, tenant, 'mallory', roles_json, auth_method, "
-               "'query.answered', 'ok', '[]', '[]', '{}', key_id, hash, printf('%064d', 7) FROM auditrecord WHERE seq = 2")
+SWAP_3_AND_4 = (
+    "UPDATE auditrecord SET seq = -3 WHERE seq = 3",
+    "UPDATE auditrecord SET seq = 3 WHERE seq = 4",
+    "UPDATE auditrecord SET seq = 4 WHERE seq = -3",
+)
+INSERT_AT_3 = (
+    "UPDATE auditrecord SET seq = seq + 100 WHERE seq >= 3",
+    "UPDATE auditrecord SET seq = seq - 99 WHERE seq >= 103",
+    "INSERT INTO auditrecord (seq, time, tenant, subject, roles_json, auth_method, action, outcome, document_ids_json, "
+    "chunk_ids_json, detail_json, key_id, prev_hash, hash) SELECT 3, time, tenant, 'mallory', roles_json, auth_method, "
+    "'query.answered', 'ok', '[]', '[]', '{}', key_id, hash, printf('%064d', 7) FROM auditrecord WHERE seq = 2",
+)
 
 
-@pytest.mark.parametrize("statements, seq, words", [
-    (("UPDATE auditrecord SET subject = 'mallory' WHERE seq = 3",), 3, "HMAC"),
-    (("DELETE FROM auditrecord WHERE seq = 3",), 3, "missing"),
-    (("DELETE FROM auditrecord WHERE seq = 3", "UPDATE auditrecord SET seq = seq - 1 WHERE seq > 3"), 3, "does not link"),
-    (SWAP_3_AND_4, 3, "does not link"),
-    (INSERT_AT_3, 3, "HMAC"),
-], ids=["altered", "deleted", "deleted-and-renumbered", "reordered", "inserted"])
-def test_verify_names_the_first_broken_record(trail_dir: Path, statements: tuple[str, ...], seq: int, words: str) -> None:
+@pytest.mark.parametrize(
+    "statements, seq, words",
+    [
+        (("UPDATE auditrecord SET subject = 'mallory' WHERE seq = 3",), 3, "HMAC"),
+        (("DELETE FROM auditrecord WHERE seq = 3",), 3, "missing"),
+        (
+            ("DELETE FROM auditrecord WHERE seq = 3", "UPDATE auditrecord SET seq = seq - 1 WHERE seq > 3"),
+            3,
+            "does not link",
+        ),
+        (SWAP_3_AND_4, 3, "does not link"),
+        (INSERT_AT_3, 3, "HMAC"),
+    ],
+    ids=["altered", "deleted", "deleted-and-renumbered", "reordered", "inserted"],
+)
+def test_verify_names_the_first_broken_record(
+    trail_dir: Path, statements: tuple[str, ...], seq: int, words: str
+) -> None:
     _tamper(trail_dir, *statements)
     result = _compliance(trail_dir).audit.verify()
     assert not result.ok and result.first_broken_seq == seq and words in (result.problem or "")
@@ -101,7 +125,9 @@ def test_a_checkpoint_detects_truncation_that_the_chain_alone_cannot(trail_dir: 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"ENCLAVE_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_verify_checkpoint_export_and_master_key_rotation(trail_dir: Path, tmp_path: Path) -> None:
@@ -111,7 +137,9 @@ def test_cli_verify_checkpoint_export_and_master_key_rotation(trail_dir: Path, t
     assert ok.returncode == 0 and "6 records" in ok.stdout
     export = _cli(trail_dir, "audit", "export", "--since", "2000-01-01T00:00:00Z")
     lines = [json.loads(line) for line in export.stdout.splitlines()]
-    assert [r["seq"] for r in lines] == [1, 2, 3, 4, 5, 6] and all(r["query_ciphertext"].startswith("enc1:") for r in lines)
+    assert [r["seq"] for r in lines] == [1, 2, 3, 4, 5, 6] and all(
+        r["query_ciphertext"].startswith("enc1:") for r in lines
+    )
     assert "who signed" not in export.stdout
     rotated = _cli(trail_dir, "kms", "rotate")  # the audit key is re-wrapped, not replaced: the chain still verifies
     assert rotated.returncode == 0 and "v1 → v2" in rotated.stdout
@@ -136,8 +164,10 @@ for i in range(int(sys.argv[3])):
 def test_concurrent_writers_in_several_processes_keep_one_linear_chain(tmp_path: Path, store_url: str) -> None:
     data = tmp_path / "data"
     _compliance(data, store_url)
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(data), f"writer{n}", "25", store_url], cwd=REPO)
-             for n in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(data), f"writer{n}", "25", store_url], cwd=REPO)
+        for n in range(4)
+    ]
     assert all(p.wait(timeout=180) == 0 for p in procs)
     audit = _compliance(data, store_url).audit
     result = audit.verify()

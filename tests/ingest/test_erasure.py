@@ -23,15 +23,22 @@ from ingest.worker import drain
 
 
 def _add(components: Components, tenant: str, name: str, text: str, collection: str = "c", **metadata: str) -> str:
-    upload = docs.Upload(filename=name, data=text.encode(), tenant=tenant, collection=collection, metadata=dict(metadata))
+    upload = docs.Upload(
+        filename=name, data=text.encode(), tenant=tenant, collection=collection, metadata=dict(metadata)
+    )
     return docs.submit(components, upload).document.id
 
 
 def test_erasing_a_tenant_removes_its_data_and_keys_and_nothing_else(components: Components) -> None:
-    ours = [_add(components, "acme", f"a{i}.txt", f"Acme supply agreement number {i} with delivery terms.") for i in range(2)]
+    ours = [
+        _add(components, "acme", f"a{i}.txt", f"Acme supply agreement number {i} with delivery terms.")
+        for i in range(2)
+    ]
     theirs = _add(components, "globex", "g.txt", "Globex supply agreement with delivery terms.")
     drain(components)
-    components.compliance.audit.record(AuditEvent(Actor("acme", "ann"), "query.answered", query="delivery terms for acme?"))
+    components.compliance.audit.record(
+        AuditEvent(Actor("acme", "ann"), "query.answered", query="delivery terms for acme?")
+    )
     receipt = erase_tenant(components, Actor("acme", "ann", ("admin",)))
     assert receipt.scope == "tenant" and {d.document_id for d in receipt.documents} == set(ours)
     assert receipt.keys_destroyed == 3  # two document keys and the tenant key
@@ -42,18 +49,28 @@ def test_erasing_a_tenant_removes_its_data_and_keys_and_nothing_else(components:
         assert session.exec(select(DataKey.id).where(col(DataKey.tenant) == "acme")).all() == []
         audited = session.exec(select(AuditRecord).where(AuditRecord.tenant == "acme")).all()
     asked = [r for r in audited if r.action == "query.answered"][0]
-    assert asked.query_ciphertext and components.compliance.audit.reveal_query(asked) is None  # shredded with the tenant
+    assert (
+        asked.query_ciphertext and components.compliance.audit.reveal_query(asked) is None
+    )  # shredded with the tenant
     assert components.compliance.audit.verify().ok  # the trail itself stays whole
 
 
 def _policy(holds: list[dict[str, object]]) -> RetentionPolicy:
-    return RetentionPolicy.from_data({"default_days": None, "classifications": {"internal": 3650},
-                                      "collections": {"scratch": 30}, "legal_holds": holds})
+    return RetentionPolicy.from_data(
+        {
+            "default_days": None,
+            "classifications": {"internal": 3650},
+            "collections": {"scratch": 30},
+            "legal_holds": holds,
+        }
+    )
 
 
 def test_retention_erases_what_expired_unless_a_legal_hold_covers_it(components: Components) -> None:
     expired = _add(components, "t1", "old.txt", "Scratch notes about the vendor call.", collection="scratch")
-    held = _add(components, "t1", "held.txt", "Scratch notes under litigation hold.", collection="scratch", matter="A-1")
+    held = _add(
+        components, "t1", "held.txt", "Scratch notes under litigation hold.", collection="scratch", matter="A-1"
+    )
     kept = _add(components, "t1", "kept.txt", "A contract kept for ten years.", collection="contracts")
     drain(components)
     policy = _policy([{"id": "hold-A-1", "reason": "litigation", "metadata": {"matter": "A-1"}}])

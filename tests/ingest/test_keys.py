@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from ingest.blobs import LocalBlobStore
 from ingest.compliance import Compliance, build_compliance
 from ingest.keys.crypto import BLOB_MAGIC, DecryptionFailed, open_text, seal_text
 from ingest.keys.keyring import KeyDestroyed
 from ingest.keys.local_keyfile import KeyUnavailable, LocalKeyFile
 from ingest.keys.sealed import SealedBlobStore
-from ingest.blobs import LocalBlobStore
 from ingest.store.compliance_models import DataKey
 from ingest.store.db import create_schema, make_engine, session_scope
 from tests.conftest import make_settings
@@ -78,7 +78,9 @@ def test_rotation_rewraps_keys_without_touching_data(compliance: Compliance, tmp
     fresh = build_compliance(settings, make_engine(settings.resolved_database_url))  # a new process: nothing cached
     assert open_text(fresh.keyring.document_key("doc1"), sealed, b"ctx") == "clause text"
     with Session(compliance.audit._engine) as session:  # noqa: SLF001
-        versions = {r.id: r.wrapped.split(":")[0] for r in session.exec(select(DataKey).where(DataKey.parent == "master"))}
+        versions = {
+            r.id: r.wrapped.split(":")[0] for r in session.exec(select(DataKey).where(DataKey.parent == "master"))
+        }
     assert versions == {"audit:hmac": "v2", "tenant:t1": "v2"}
 
 
@@ -86,5 +88,7 @@ def test_a_lost_master_key_fails_closed(compliance: Compliance, tmp_path: Path) 
     compliance.keyring.create_document_key("t1", "doc1")
     (tmp_path / "data" / "keys" / "master.key").unlink()
     settings = make_settings(tmp_path / "data")
-    with pytest.raises(KeyUnavailable, match="does not unwrap"):  # no key, no start: nothing is readable, nothing guessed
+    with pytest.raises(
+        KeyUnavailable, match="does not unwrap"
+    ):  # no key, no start: nothing is readable, nothing guessed
         build_compliance(settings, make_engine(settings.resolved_database_url))

@@ -22,8 +22,10 @@ from ingest.worker import drain
 from service.retrieval import retrieve
 from tests.conftest import make_settings
 
-NOTE = ("DISCHARGE SUMMARY\n\nPatient: Maria Gonzalez. MRN: 004512378. Attending: Dr. Robert Chen, NPI 1234567893.\n\n"
-        "Ms. Gonzalez recovered well; call her daughter at 617-555-0142. Case No. 1:21-cv-04417-LGS is unrelated.\n")
+NOTE = (
+    "DISCHARGE SUMMARY\n\nPatient: Maria Gonzalez. MRN: 004512378. Attending: Dr. Robert Chen, NPI 1234567893.\n\n"
+    "Ms. Gonzalez recovered well; call her daughter at 617-555-0142. Case No. 1:21-cv-04417-LGS is unrelated.\n"
+)
 
 
 @pytest.fixture
@@ -49,16 +51,29 @@ def test_npi_check_digit() -> None:
 
 
 def test_own_recognisers_report_the_value_not_its_label(detector: PresidioDetector) -> None:
-    found = {(f.entity, NOTE[f.start : f.end]) for f in detector.detect(NOTE, ["MEDICAL_RECORD_NUMBER", "US_NPI", "US_DOCKET_NUMBER"], 0.4)}
-    assert found == {("MEDICAL_RECORD_NUMBER", "004512378"), ("US_NPI", "1234567893"), ("US_DOCKET_NUMBER", "1:21-cv-04417-LGS")}
+    found = {
+        (f.entity, NOTE[f.start : f.end])
+        for f in detector.detect(NOTE, ["MEDICAL_RECORD_NUMBER", "US_NPI", "US_DOCKET_NUMBER"], 0.4)
+    }
+    assert found == {
+        ("MEDICAL_RECORD_NUMBER", "004512378"),
+        ("US_NPI", "1234567893"),
+        ("US_DOCKET_NUMBER", "1:21-cv-04417-LGS"),
+    }
     bare = "Invoice 1234567893 and lot 1000000004 are not providers."  # Luhn-valid but no "NPI": below every threshold
     assert detector.detect(bare, ["US_NPI"], 0.4) == []
 
 
 def test_policy_validation_and_fail_closed_defaults() -> None:
-    policy = RedactionPolicy.from_data({"classifications": {"open": {"entities": {}},
-                                                            "phi": {"threshold": 0.4, "entities": {"PERSON": "pseudonymise", "US_NPI": "mask"}},
-                                                            "legal": {"entities": {"PERSON": "mask"}}}})
+    policy = RedactionPolicy.from_data(
+        {
+            "classifications": {
+                "open": {"entities": {}},
+                "phi": {"threshold": 0.4, "entities": {"PERSON": "pseudonymise", "US_NPI": "mask"}},
+                "legal": {"entities": {"PERSON": "mask"}},
+            }
+        }
+    )
     assert policy.rule_for("typo-classification").classification == "phi"  # unknown: the strictest, never "keep"
     merged = policy.rule_for_all(["phi", "legal", "open"])
     assert merged.entities["PERSON"].action == "mask" and merged.entities["PERSON"].threshold == 0.4
@@ -106,7 +121,10 @@ def test_answer_scan_redacts_what_the_model_reintroduces_and_keeps_placeholders(
 
 
 def test_a_phi_upload_is_indexed_and_cited_redacted(components: Components) -> None:
-    sub = docs.submit(components, docs.Upload(filename="note.txt", data=NOTE.encode(), tenant="t1", collection="c", classification="phi"))
+    sub = docs.submit(
+        components,
+        docs.Upload(filename="note.txt", data=NOTE.encode(), tenant="t1", collection="c", classification="phi"),
+    )
     assert drain(components) == 1
     chunks = retrieve(components, "patient discharge summary recovered", AccessFilter(tenant="t1"), 5).chunks
     text = "\n".join(c.record.text for c in chunks)

@@ -26,15 +26,19 @@ from tests.conftest import make_settings
 
 CANARY = f"qx{uuid.uuid4().hex[:16]}zz"
 HEADERS: dict[str, str] = getattr(conftest, "DEV_HEADERS", {})
-MEMO = (f"Internal memo {CANARY}.\n\nThe vendor {CANARY} agreed to deliver the turbine parts by March 3.\n\n"
-        "Payment terms are net thirty days from the invoice date.\n")
+MEMO = (
+    f"Internal memo {CANARY}.\n\nThe vendor {CANARY} agreed to deliver the turbine parts by March 3.\n\n"
+    "Payment terms are net thirty days from the invoice date.\n"
+)
 MINUTES = f"# Board minutes\n\nThe board approved project {CANARY} and its budget of two million dollars.\n"
 
 
 def hits(root: Path, needle: bytes) -> list[str]:
     """Every file under ``root`` whose bytes contain ``needle`` (UTF-8 and UTF-16, as stored by anything)."""
     forms = (needle, needle.decode().encode("utf-16-le"))
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms))
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)
+    )
 
 
 @pytest.fixture

@@ -27,12 +27,16 @@ from tests.conftest import REPO, make_settings
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 HEADERS: dict[str, str] = getattr(conftest, "DEV_HEADERS", {})  # the dev credential, where auth is on in tests
-NOTE = ("Discharge summary for patient Maria Gonzalez, MRN 004512378. She was treated for pneumonia with "
-        "intravenous antibiotics and discharged home on oral amoxicillin for seven days.\n")
+NOTE = (
+    "Discharge summary for patient Maria Gonzalez, MRN 004512378. She was treated for pneumonia with "
+    "intravenous antibiotics and discharged home on oral amoxicillin for seven days.\n"
+)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[tuple[TestClient, Components]]:  # type: ignore[no-untyped-def]
+def site(
+    tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
+) -> Iterator[tuple[TestClient, Components]]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("compliance-api") / "data")
     components = build_components(settings, embedder=embedder, parser=parser)
     state = build_state(settings, components=components, generator=generator)
@@ -78,7 +82,9 @@ def _sse(raw: str) -> list[tuple[str, Any]]:
 def test_upload_query_and_search_are_audited_with_the_chunks_shown(site: tuple[TestClient, Components]) -> None:
     client, components = site
     doc = _upload(client, NDA.name, NDA.read_bytes())
-    asked = client.post("/v1/query", json={"query": "Which state's law governs the agreement?"}, headers={"X-Request-ID": "req-q-1"})
+    asked = client.post(
+        "/v1/query", json={"query": "Which state's law governs the agreement?"}, headers={"X-Request-ID": "req-q-1"}
+    )
     assert asked.status_code == 200 and asked.json()["found"]
     searched = client.post("/v1/search", json={"query": "return or destroy confidential information", "k": 3})
     records = {r["action"]: r for r in _trail(client, document=doc)}
@@ -124,9 +130,11 @@ def test_when_the_trail_cannot_be_written_requests_fail_closed(site: tuple[TestC
         documents_before = len(session.exec(select(Document)).all())
     db = _break_the_trail(components)
     try:
-        for method, path, body in (("POST", "/v1/query", {"query": "Which state's law governs the agreement?"}),
-                                   ("POST", "/v1/query", {"query": "Which state's law governs the agreement?", "stream": True}),
-                                   ("POST", "/v1/search", {"query": "governing law"})):
+        for method, path, body in (
+            ("POST", "/v1/query", {"query": "Which state's law governs the agreement?"}),
+            ("POST", "/v1/query", {"query": "Which state's law governs the agreement?", "stream": True}),
+            ("POST", "/v1/search", {"query": "governing law"}),
+        ):
             response = client.request(method, path, json=body)
             assert response.status_code == 503 and response.json()["error"]["code"] == "audit_unavailable", path
             assert "Delaware" not in response.text and "citations" not in response.text
@@ -154,7 +162,9 @@ def test_a_stream_is_recorded_before_its_answer_event(site: tuple[TestClient, Co
             raw += text
             if "event: answer" in raw and not seen_at_answer:
                 with Session(components.engine) as session:
-                    seen_at_answer = list(session.exec(select(AuditRecord).where(AuditRecord.request_id == "req-stream-1")).all())
+                    seen_at_answer = list(
+                        session.exec(select(AuditRecord).where(AuditRecord.request_id == "req-stream-1")).all()
+                    )
     assert [kind for kind, _ in _sse(raw)][-2:] == ["answer", "done"]
     assert [r.action for r in seen_at_answer] == ["query.started", "query.answered"]
 
@@ -192,16 +202,30 @@ def test_phi_answers_are_scanned_and_streamed_in_one_piece(client: TestClient) -
 
 
 def test_erasure_of_a_data_subject_returns_and_audits_a_receipt(client: TestClient) -> None:
-    first = _upload(client, "a.txt", b"Intake form one for the data subject, lease renewal terms.", metadata='{"subject_id": "subj-42"}')
-    second = _upload(client, "b.txt", b"Intake form two for the data subject, parking permit.", metadata='{"subject_id": "subj-42"}')
-    other = _upload(client, "c.txt", b"Unrelated intake form for another person entirely.", metadata='{"subject_id": "subj-7"}')
+    first = _upload(
+        client,
+        "a.txt",
+        b"Intake form one for the data subject, lease renewal terms.",
+        metadata='{"subject_id": "subj-42"}',
+    )
+    second = _upload(
+        client, "b.txt", b"Intake form two for the data subject, parking permit.", metadata='{"subject_id": "subj-42"}'
+    )
+    other = _upload(
+        client, "c.txt", b"Unrelated intake form for another person entirely.", metadata='{"subject_id": "subj-7"}'
+    )
     receipt = client.post("/v1/erasure", json={"subject_id": "subj-42"}).json()
     assert receipt["scope"] == "subject" and {d["document_id"] for d in receipt["documents"]} == {first, second}
-    assert all(d["key_destroyed"] and d["index_points"] >= 1 and len(d["content_sha256"]) == 64 for d in receipt["documents"])
+    assert all(
+        d["key_destroyed"] and d["index_points"] >= 1 and len(d["content_sha256"]) == 64 for d in receipt["documents"]
+    )
     assert receipt["verification"] == {"index_points_remaining": 0, "originals_remaining": 0}
     audited = _trail(client, action="erasure.subject")[-1]
     assert audited["detail"]["receipt_sha256"] == receipt["receipt_sha256"] and audited["seq"] == receipt["audit_seq"]
-    assert client.get(f"/v1/documents/{first}").status_code == 404 and client.get(f"/v1/documents/{other}").status_code == 200
+    assert (
+        client.get(f"/v1/documents/{first}").status_code == 404
+        and client.get(f"/v1/documents/{other}").status_code == 200
+    )
     one = client.delete(f"/v1/documents/{other}").json()
     assert one["scope"] == "document" and one["documents"][0]["document_id"] == other
     assert client.post("/v1/erasure", json={"subject_id": "x", "tenant": "y"}).status_code == 422
