@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, admits
-from ingest.runtime import Components
+from ingest.embedding.port import DenseEmbedder, SparseEncoder
+from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, SparseVector, VectorIndex, admits
 from ingest.telemetry import span
 from service.schemas import Citation
+
+EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k): fixed, so any k gates alike
 
 
 @dataclass(frozen=True)
 class Retrieved:
+    """Ranked chunks and the evidence strength: best dense cosine, and ``term_coverage``: the share of
+    the question's BM25 terms (stemmed, stopwords dropped) found in the top chunks' titles and text."""
+
     chunks: list[ScoredChunk]
     best_dense_score: float | None
+    term_coverage: float | None = None
 
 
-def retrieve(components: Components, query: str, access: AccessFilter, k: int, mode: SearchMode = "hybrid") -> Retrieved:
+class SearchStack(Protocol):
+    """What a search needs: both encoders and the index (``ingest.runtime.Components`` has them)."""
+
+    @property
+    def embedder(self) -> DenseEmbedder: ...
+
+    @property
+    def sparse(self) -> SparseEncoder: ...
+
+    @property
+    def index(self) -> VectorIndex: ...
+
+
+def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
+             mode: SearchMode = "hybrid") -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query."""
     with span("retrieve", **{"enclave.k": k, "enclave.mode": mode, "enclave.tenant": access.tenant}) as current:
         with span("retrieve.embed_query"):
@@ -26,7 +47,22 @@ def retrieve(components: Components, query: str, access: AccessFilter, k: int, m
             result = components.index.search(dense, sparse, access, k, mode)
         allowed = [c for c in result.chunks if _admitted(c, access)]
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
-    return Retrieved(allowed, result.best_dense_score)
+    return Retrieved(allowed, result.best_dense_score, term_coverage(components.sparse, sparse, allowed))
+
+
+def term_coverage(encoder: SparseEncoder, query_terms: SparseVector, chunks: list[ScoredChunk]) -> float | None:
+    """Share of the query's terms that occur in the top :data:`EVIDENCE_CHUNKS` chunks (None: no terms or chunks).
+
+    A question whose distinctive words appear in no source ("the CEO's salary" over NDAs) has
+    nothing to be answered from, however close its embedding happens to be.
+    """
+    wanted = set(query_terms.indices)
+    if not wanted or not chunks:
+        return None
+    seen: set[int] = set()
+    for chunk in chunks[:EVIDENCE_CHUNKS]:
+        seen.update(encoder.embed_passage(f"{chunk.record.title}\n{chunk.record.text}").indices)
+    return len(wanted & seen) / len(wanted)
 
 
 def _admitted(chunk: ScoredChunk, access: AccessFilter) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,20 @@ log = logging.getLogger(__name__)
 DENSE = "dense"
 SPARSE = "bm25"
 KEYWORD_FIELDS = ("document_id", "collection", "acl_groups", "acl_users", "classification")
-RRF_K = 60
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """How the dense and BM25 branches are fused (values chosen by measurement: see README, "Retrieval quality").
+
+    ``depth`` is how many candidates each branch contributes (at least the requested limit);
+    ``weights`` multiply each branch's reciprocal-rank contribution (dense, BM25).
+    """
+
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    depth: int = 50
 
 
 class QdrantEdgeIndex:
@@ -34,8 +48,10 @@ class QdrantEdgeIndex:
     Writes are serialised by a lock (one shard, one writer); searches run concurrently.
     """
 
-    def __init__(self, path: Path, dim: int, *, hnsw_m: int = 16, ef_construct: int = 100, hnsw_ef: int = 128) -> None:
+    def __init__(self, path: Path, dim: int, *, hnsw_m: int = 16, ef_construct: int = 100, hnsw_ef: int = 128,
+                 hybrid: HybridConfig | None = None) -> None:
         self._path = path
+        self.hybrid = hybrid or HybridConfig()
         self._dim = dim
         self._hnsw = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construct, full_scan_threshold=10_000)
         self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
@@ -144,12 +160,14 @@ class QdrantEdgeIndex:
             return qe.QueryRequest(limit=limit, query=dense_q, filter=flt, params=self._params, with_payload=True)
         if mode == "bm25":
             return qe.QueryRequest(limit=limit, query=sparse_q, filter=flt, with_payload=True)
-        depth = max(limit * 4, 50)
+        cfg = self.hybrid
+        depth = max(limit, cfg.depth)
         prefetches = [
             qe.Prefetch(limit=depth, query=dense_q, filter=flt, params=self._params),
             qe.Prefetch(limit=depth, query=sparse_q, filter=flt),
         ]
-        fusion: Any = qe.Fusion.Rrf(k=RRF_K)  # the stub's query type omits Fusion's inner classes
+        # the stub's query type omits Fusion's inner classes
+        fusion: Any = qe.Fusion.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight])
         return qe.QueryRequest(limit=limit, query=fusion, prefetches=prefetches, filter=flt, with_payload=True)
 
     def count(self, access: AccessFilter) -> int:
