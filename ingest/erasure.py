@@ -43,6 +43,7 @@ class ErasedDocument(BaseModel):
     chunk_rows: int
     index_points: int
     jobs: int
+    originals: list[str] = Field(description="stored originals removed: the document's and its versions' blob keys")
     key_destroyed: bool
 
 
@@ -109,6 +110,7 @@ def _names_subject(value: object, subject_id: str) -> bool:
 def _erase(
     components: Components, actor: Actor, documents: list[Document], scope: str, target: str, action: str
 ) -> ErasureReceipt:
+    documents = _with_attachments(components, documents)
     points = {d.id: components.index.count(AccessFilter(tenant=actor.tenant, document_ids=(d.id,))) for d in documents}
     with components.compliance.audit.transaction() as tx:
         _secure_delete(tx.session)
@@ -132,14 +134,17 @@ def _erase(
             )
         )
     receipt.audit_seq = record.seq
-    receipt.verification = _purge(components, actor.tenant, [e.document_id for e in erased])
+    receipt.verification = _purge(components, actor.tenant, erased)
     log.info("erasure.done scope=%s documents=%d receipt=%s", scope, len(erased), receipt.receipt_id)
     return receipt
 
 
 def _remove_rows(session: Session, components: Components, document: Document, index_points: int) -> ErasedDocument:
     chunks = session.exec(select(func.count()).select_from(Chunk).where(Chunk.document_id == document.id)).one()
-    jobs = session.exec(select(func.count()).select_from(Job).where(Job.document_id == document.id)).one()
+    from ingest.versions import blob_key  # late: versions imports documents, which imports this module
+
+    jobs = list(session.exec(select(Job.version).where(Job.document_id == document.id)).all())
+    versions = set(jobs) | {document.version}
     session.execute(delete(Chunk).where(col(Chunk.document_id) == document.id))
     session.execute(delete(Job).where(col(Job.document_id) == document.id))
     session.execute(delete(Document).where(col(Document.id) == document.id))
@@ -152,7 +157,8 @@ def _remove_rows(session: Session, components: Components, document: Document, i
         created_at=iso_time(_utc(document.created_at)),
         chunk_rows=int(chunks),
         index_points=index_points,
-        jobs=int(jobs),
+        jobs=len(jobs),
+        originals=[blob_key(document.id, v) for v in sorted(versions)],
         key_destroyed=destroyed,
     )
 
@@ -176,23 +182,37 @@ def _receipt(actor: Actor, scope: str, target: str, erased: list[ErasedDocument]
     return receipt
 
 
-def _purge(components: Components, tenant: str, document_ids: list[str]) -> ErasureVerification:
+def _with_attachments(components: Components, documents: list[Document]) -> list[Document]:
+    """The documents plus everything derived from them as child documents (an e-mail's attachments), recursively."""
+    found = {d.id: d for d in documents}
+    frontier = list(found)
+    with Session(components.engine) as session:
+        while frontier:
+            children = session.exec(select(Document).where(col(Document.parent_id).in_(frontier))).all()
+            frontier = [c.id for c in children if c.id not in found]
+            found.update((c.id, c) for c in children)
+    return list(found.values())
+
+
+def _purge(components: Components, tenant: str, erased: list[ErasedDocument]) -> ErasureVerification:
     """Physical removal after the commit; the data is already unreadable, this removes the ciphertext."""
-    for document_id in document_ids:
-        components.index.delete_document(tenant, document_id)
-        components.blobs.delete(document_id)
+    document_ids = [e.document_id for e in erased]
+    for item in erased:
+        components.index.delete_document(tenant, item.document_id)
+        for key in item.originals:
+            components.blobs.delete(key)
     for hook in components.compliance.erasure_hooks:
         hook(tenant, document_ids)
     components.index.flush()
     checkpoint_wal(components.engine)
     remaining = sum(components.index.count(AccessFilter(tenant=tenant, document_ids=(d,))) for d in document_ids)
-    originals = sum(_blob_exists(components, d) for d in document_ids)
+    originals = sum(_blob_exists(components, key) for item in erased for key in item.originals)
     return ErasureVerification(index_points_remaining=remaining, originals_remaining=originals)
 
 
-def _blob_exists(components: Components, document_id: str) -> bool:
+def _blob_exists(components: Components, key: str) -> bool:
     try:
-        components.blobs.get(document_id)
+        components.blobs.get(key)
     except FileNotFoundError:
         return False
     except Exception:  # noqa: BLE001 - present but unreadable (its key is gone) still counts as present

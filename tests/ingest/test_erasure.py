@@ -102,3 +102,25 @@ def test_the_schedule_applies_the_policy_file(components: Components, tmp_path: 
         scheduler.stop()
     with Session(components.engine) as session:
         assert session.get(Document, gone) is None
+
+
+def test_erasing_a_document_takes_its_pending_version_and_its_attachments(components: Components) -> None:
+    from ingest.erasure import erase_document
+    from ingest.versions import submit_version
+
+    parent = _add(components, "t1", "mail.txt", "An e-mail with one attachment.")
+    drain(components)
+    child = docs.submit(
+        components,
+        docs.Upload(filename="att.txt", data=b"The attachment.", tenant="t1", collection="c", parent_id=parent),
+    ).document.id
+    submit_version(
+        components, parent, docs.Upload(filename="mail.txt", data=b"The e-mail, edited.", tenant="t1", collection="c")
+    )
+    originals = components.settings.blob_dir / "originals"
+    assert {p.name for p in originals.iterdir()} >= {parent, f"{parent}.v2", child}
+    receipt = erase_document(components, Actor("t1", "ann"), parent)
+    erased = {d.document_id: d for d in receipt.documents}
+    assert set(erased) == {parent, child} and erased[parent].originals == [parent, f"{parent}.v2"]
+    assert receipt.verification is not None and receipt.verification.originals_remaining == 0
+    assert not [p for p in originals.iterdir() if not p.name.startswith(".")]
