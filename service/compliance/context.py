@@ -72,6 +72,7 @@ class RequestAudit:
             query=query,
             latency_ms=int((time.perf_counter() - self._started) * 1000),
             detail=detail or {},
+            decision="allow",  # every route that records here passed its require() policy check; denials record "deny"
         )
         return self.state.components.compliance.audit.record(event)
 

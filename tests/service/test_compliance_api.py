@@ -94,7 +94,12 @@ def test_upload_query_and_search_are_audited_with_the_chunks_shown(site: tuple[T
         chunk_ids = set(session.exec(select(Chunk.id).where(Chunk.document_id == doc)).all())
     assert answered["request_id"] == "req-q-1" and answered["outcome"] == "answered" and answered["model"]
     assert len(answered["chunk_ids"]) == len(asked.json()["citations"]) and set(answered["chunk_ids"]) <= chunk_ids
-    assert answered["subject"] and answered["roles"] and answered["client"] == "testclient"
+    assert (
+        answered["subject"]
+        and answered["roles"]
+        and answered["client"] == "testclient"
+        and answered["decision"] == "allow"
+    )
     assert len(records["search.performed"]["chunk_ids"]) == len(searched.json()["results"])
     assert answered["query"] is None and answered["query_encrypted"] is True  # stored sealed, shown only on request
     revealed = [r for r in _trail(client, document=doc, include_query="true") if r["action"] == "query.answered"]
