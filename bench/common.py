@@ -7,6 +7,7 @@ reported with the load average seen during the run so a reader can judge the noi
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -108,7 +109,7 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
 
     def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
     return {
         "n": len(ordered),

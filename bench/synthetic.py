@@ -101,8 +101,8 @@ def batches(
     """``(first ordinal, chunks, vectors)`` in batches: the pool first, then fresh texts with noised pool vectors."""
     rng = np.random.default_rng(seed)
     size = len(pool.chunks)
-    for start in range(0, n, BATCH):
-        stop = min(n, start + BATCH)
+    bounds = sorted({*range(0, n, BATCH), min(size, n), n})
+    for start, stop in zip(bounds, bounds[1:], strict=False):
         if stop <= size:
             yield start, pool.chunks[start:stop], pool.vectors[start:stop]
             continue

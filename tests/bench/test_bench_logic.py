@@ -1,0 +1,120 @@
+"""The benchmark scripts' own logic on tiny inputs: statistics, parsing, the bounded load loop, the
+synthetic corpus (sealed, ACL'd, searchable through the product's index stack), recall and the audit
+check. No timings are asserted."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from bench import synthetic
+from bench.answer import sse_events
+from bench.audit_check import compare
+from bench.common import Source, format_table, human, parse_sizes, percentiles, sample_chunks
+from bench.indexstats import recall_at_k
+from bench.load import parse_roles
+from bench.loadgen import RequestFailed, run_closed_loop
+from bench.query import per_million
+from ingest.index.port import AccessFilter
+from ingest.runtime import Components
+
+SOURCES = [Source(f"doc{i}", f"Title {i}", tuple(f"w{i}_{j}" for j in range(300))) for i in range(5)]
+
+
+def test_percentiles_are_nearest_rank_and_sizes_parse() -> None:
+    stats = percentiles([float(x) for x in range(1, 101)])
+    assert (stats["p50"], stats["p95"], stats["p99"], stats["max"]) == (50, 95, 99, 100)
+    assert percentiles([])["n"] == 0
+    assert parse_sizes("10k, 100k,1m,250") == [10_000, 100_000, 1_000_000, 250]
+    assert [human(n) for n in (10_000, 1_000_000, 1234)] == ["10k", "1m", "1234"]
+    table = format_table(["a", "bb"], [[1, None], [2.5, "x"]]).splitlines()
+    assert len({len(line) for line in table}) == 1 and "–" in table[2]
+
+
+def test_sampled_chunks_are_runs_of_real_words_and_reproducible() -> None:
+    chunks = sample_chunks(SOURCES, 50, seed=3, words=(10, 20))
+    assert chunks == sample_chunks(SOURCES, 50, seed=3, words=(10, 20))
+    for c in chunks:
+        words = c.text.split()
+        src = next(s for s in SOURCES if s.key == c.source)
+        start = src.words.index(words[0])
+        assert 10 <= len(words) <= 20 and list(src.words[start : start + len(words)]) == words
+
+
+def test_closed_loop_stops_by_itself_and_counts_errors() -> None:
+    def factory(_client: int):  # type: ignore[no-untyped-def]
+        def request(i: int) -> str:
+            time.sleep(0.01)
+            if i % 5 == 0:
+                raise RequestFailed("search", "HTTP 500")
+            return "search"
+
+        return request
+
+    started = time.monotonic()
+    result = run_closed_loop(factory, clients=3, duration=0.5, warmup=0.2)
+    assert time.monotonic() - started < 2.0
+    assert result.errors["search"] > 0 and result.completed > 0
+    assert result.summary()["per_kind"]["search"]["n"] == result.completed
+
+
+def test_roles_interleave_and_unknown_roles_are_refused() -> None:
+    assert parse_roles("search=3,query=1,ingest=1") == ["search", "query", "ingest", "search", "search"]
+    with pytest.raises(SystemExit):
+        parse_roles("search=1,delete=1")
+
+
+def test_sse_events_parse_multiline_stream() -> None:
+    lines = [
+        "event: token",
+        'data: {"text": "Hi"}',
+        "",
+        "event: answer",
+        'data: {"found": true}',
+        "",
+        "event: done",
+        "data: {}",
+        "",
+    ]
+    assert list(sse_events(iter(lines))) == [("token", {"text": "Hi"}), ("answer", {"found": True}), ("done", {})]
+
+
+def test_audit_check_names_missing_and_duplicated_requests() -> None:
+    sent = [{"request_id": f"bench-search-{i}"} for i in range(3)]
+    ok = compare([(f"bench-search-{i}", "search", "ok") for i in range(3)] + [(None, "ingest.done", "ok")], sent)
+    assert ok["verdict"].startswith("OK") and ok["missing"] == 0
+    bad = compare(
+        [("bench-search-0", "search", "ok"), ("bench-search-0", "search", "ok"), ("bench-search-1", "search", "ok")],
+        sent,
+    )
+    assert bad["verdict"].startswith("FAIL") and bad["missing"] == 1 and bad["duplicated"] == 1
+    assert compare([(None, "search", "ok")], sent)["verdict"].startswith("UNMATCHED")
+
+
+def test_per_million_uses_the_slope_between_sizes() -> None:
+    small = {"size": 1000, "footprint": {"rss_data_mib": 110.0, "disk_data_bytes": 11 * 2**20}}
+    large = {"size": 11_000, "footprint": {"rss_data_mib": 120.0, "disk_data_bytes": 21 * 2**20}}
+    quant = {"size": 11_000, "footprint": {"rss_data_mib": 115.0, "disk_data_bytes": 21 * 2**20}}
+    out = per_million([small, large], quant)
+    assert out["float32"]["rss_gib"] == pytest.approx(1000 / 1024, abs=0.01)  # 10 MiB per 10k chunks: 1000 MiB per 1M
+    assert out["int8 SQ"]["rss_gib"] < out["float32"]["rss_gib"]
+
+
+def test_synthetic_corpus_is_sealed_acl_filtered_and_searchable(components: Components) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(100, components.embedder.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pool = synthetic.Pool(sample_chunks(SOURCES, 100, seed=1), vectors)
+    stats = synthetic.load(components, pool, SOURCES, 240)  # beyond the pool: fresh texts, noised vectors
+    synthetic.optimize(components, stats)
+    assert stats.documents == 12 and components.index.count(AccessFilter(tenant="default")) == 240
+    raw = synthetic.raw_index(components.index)
+    stored = raw.search(vectors[0].tolist(), components.sparse.embed_query("w0_1"), AccessFilter(tenant="default"), 1)
+    assert stored.chunks[0].record.text.startswith("enc1:")  # the payload is sealed, as ingestion stores it
+    reader = AccessFilter(tenant="default", principal_user="bench-reader", principal_groups=("g1",))
+    found = components.index.search(vectors[5].tolist(), components.sparse.embed_query(pool.chunks[5].text), reader, 10)
+    assert found.chunks and all(set(c.record.acl_groups) <= {"g1"} and not c.record.acl_users for c in found.chunks)
+    assert any(c.record.text == pool.chunks[5].text for c in found.chunks)  # opened in clear, its own text first
+    assert recall_at_k(raw, vectors[:20], AccessFilter(tenant="default")) == 1.0  # tiny: exact and HNSW agree
