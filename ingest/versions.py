@@ -13,11 +13,17 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import takewhile
+from pathlib import PurePath
 from typing import Any
 
+from sqlmodel import Session, col, select
+
 from ingest.chunking import ChunkSpan
+from ingest.documents import Submission, Upload, _acl_json, _check_upload, _ingest_event, content_hash
+from ingest.errors import Conflict, NotFound
 from ingest.parsing.port import ParsedDocument
-from ingest.store.models import Document, Job
+from ingest.runtime import Components
+from ingest.store.models import Document, DocumentStatus, Job, JobStatus
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class PendingUpload:
     content_hash: str
     size_bytes: int
     classification: str
+    collection: str
     acl: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +65,7 @@ def target_of(document: Document, job: Job) -> Document:
             "content_hash": pending.content_hash,
             "size_bytes": pending.size_bytes,
             "classification": pending.classification,
+            "collection": pending.collection,
             "acl_json": json.dumps(pending.acl),
             "metadata_json": json.dumps(pending.metadata),
         }
@@ -81,3 +89,69 @@ def ocr_flags(parsed: ParsedDocument, spans: Sequence[ChunkSpan]) -> list[bool]:
         covering = takewhile(lambda e: e.start < end, parsed.elements[i:])  # noqa: B023 - consumed at once
         flags.append(any(e.ocr for e in covering))
     return flags
+
+
+def submit_version(components: Components, document_id: str, upload: Upload) -> Submission:
+    """Queue ``upload`` as the next version of an existing document (``PUT /v1/documents/{id}``).
+
+    The document keeps serving its current version until the new one is ready; the same bytes as
+    the current version change nothing (``duplicate``).
+
+    :raises NotFound: no such document in the upload's tenant.
+    :raises Conflict: a version of it is still queued or being ingested.
+    :raises DocumentTooLarge: / :raises EmptyDocument: as for a new upload.
+    """
+    _check_upload(components, upload)
+    digest = content_hash(upload.data)
+    with components.compliance.audit.transaction() as tx:
+        document = _current(tx.session, upload.tenant, document_id)
+        if digest == document.content_hash and document.status != DocumentStatus.failed:
+            tx.append(_ingest_event(upload, document, "duplicate"))
+            return Submission(document, None, duplicate=True)
+        version = document.version + (1 if document.chunk_count > 0 else 0)  # a never-ready document is redone
+        key = blob_key(document.id, version)
+        components.blobs.put(key, upload.data)
+        try:
+            job = Job(
+                document_id=document.id,
+                version=version,
+                upload_json=_pending(upload, digest).to_json(),
+                max_attempts=components.settings.job_max_attempts,
+            )
+            tx.session.add(job)
+            tx.append(_ingest_event(upload, document, "new_version"))
+        except BaseException:
+            if version > 1:
+                components.blobs.delete(key)
+            raise
+    return Submission(document, job, duplicate=False)
+
+
+def _current(session: Session, tenant: str, document_id: str) -> Document:
+    document = session.get(Document, document_id)
+    if document is None or document.tenant != tenant:
+        raise NotFound(f"document {document_id} not found", param="document_id")
+    active = session.exec(
+        select(Job).where(Job.document_id == document_id, col(Job.status).in_([JobStatus.queued, JobStatus.running]))
+    ).first()
+    if active is not None:
+        raise Conflict(
+            f"version {active.version} of document {document_id} is still being ingested (job {active.id}); "
+            "wait until its job is done or failed, then upload the new version again"
+        )
+    return document
+
+
+def _pending(upload: Upload, digest: str) -> PendingUpload:
+    name = PurePath(upload.filename).name or "upload"
+    acl = json.loads(_acl_json(upload.acl))
+    return PendingUpload(
+        filename=name,
+        title=upload.title or name,
+        content_hash=digest,
+        size_bytes=len(upload.data),
+        classification=upload.classification,
+        collection=upload.collection,
+        acl=acl,
+        metadata=upload.metadata,
+    )

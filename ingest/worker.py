@@ -44,7 +44,7 @@ def drain(components: Components, name: str | None = None, on_finished: Finished
 
 
 def run_worker(components: Components, *, until_empty: bool = False, poll_s: float = 1.0,
-               stop: threading.Event | None = None) -> int:
+               stop: threading.Event | None = None, on_finished: Finished | None = None) -> int:
     """Process jobs as they come until ``stop`` is set; returns how many were processed.
 
     ``until_empty`` returns once no job is queued or running anywhere, after waiting for running
@@ -57,7 +57,7 @@ def run_worker(components: Components, *, until_empty: bool = False, poll_s: flo
             requeued = requeue_stale(components.engine, stale_after(components))
             if requeued:
                 log.warning("requeued abandoned jobs count=%d", requeued)
-            processed += BatchingWorker(components, name, beats, stop=stop).drain()
+            processed += BatchingWorker(components, name, beats, stop=stop, on_finished=on_finished).drain()
             if until_empty and pending_count(components.engine) == 0:
                 break
             stop.wait(poll_s)

@@ -78,7 +78,8 @@ def ingest(
         table.add_row(str(result.path), result.outcome, str(result.chunks), result.reason or "")
     out.print(table)
     failed = sum(r.outcome == "failed" for r in results)
-    out.print(f"{len(results) - failed} ok, {failed} failed")
+    skipped = sum(r.outcome == "skipped" for r in results)
+    out.print(f"{len(results) - failed - skipped} ok, {skipped} skipped, {failed} failed")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -147,6 +148,24 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
 
 @app.command(name="eval")
 def evaluate(
+@app.command()
+def worker(
+    until_empty: Annotated[bool, typer.Option("--until-empty", help="exit once no job is queued or running")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
+) -> None:
+    """Run ingest jobs from the shared queue until stopped (SIGTERM/Ctrl-C finish the current documents first)."""
+    from ingest.runtime import build_components
+    from ingest.worker import run_worker, stop_on_signals
+
+    components = build_components(_settings())
+    try:
+        with stop_on_signals() as stop:
+            processed = run_worker(components, until_empty=until_empty, poll_s=poll, stop=stop)
+    finally:
+        components.close()
+    err.print(f"worker stopped after {processed} job(s)")
+
+
     dataset_dir: Annotated[Path, typer.Argument(help="a BEIR (corpus.jsonl) or span (contracts/) data set")],
     split: Annotated[str, typer.Option(help="queries-SPLIT.jsonl and its judgments")] = "test",
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25")] = "hybrid",

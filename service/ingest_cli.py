@@ -16,7 +16,7 @@ from ingest.errors import EnclaveError
 from ingest.runtime import Components
 from ingest.store.db import create_schema, make_engine, session_scope
 from ingest.store.models import Chunk, Document, Job
-from ingest.worker import worker_name
+from ingest.worker import run_worker
 
 
 @dataclass(frozen=True)
@@ -25,21 +25,49 @@ class FileResult:
     outcome: str  # "ok" | "skipped" | "failed"
     chunks: int = 0
     reason: str | None = None
+    document_id: str | None = None
 
 
-def ingest_files(components: Components, files: list[Path], collection: str, classification: str, progress: Progress) -> list[FileResult]:
-    """Submit and process each file in turn, showing progress; never stops at the first failure."""
-    results: list[FileResult] = []
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+
+
+def ingest_files(
+    components: Components, files: list[Path], collection: str, classification: str, progress: Progress
+) -> list[FileResult]:
+    """Submit every file, then process the queue (parsing ahead, batching embeddings across files).
+
+    Never stops at the first failure: each file ends ``ok``, ``skipped`` (a duplicate, a lock or
+    system file) or ``failed``, with the reason; attachments of e-mails get rows of their own.
+    """
+    results: dict[Path, FileResult] = {}
+    submitted: dict[str, Path] = {}
+    for path in files:
+        outcome = _submit_one(components, path, collection, classification)
+        if isinstance(outcome, FileResult):
+            results[path] = outcome
+        else:
+            submitted[outcome] = path
     with progress:
-        task = progress.add_task("ingesting", total=len(files))
-        for path in files:
-            progress.update(task, description=f"ingesting {path.name}")
-            results.append(_ingest_one(components, path, collection, classification))
-            progress.advance(task)
-    return results
+        task = progress.add_task("ingesting", total=len(submitted))
+
+        def advance(job: Job) -> None:
+            if job.document_id in submitted:
+                progress.advance(task)
+
+        run_worker(components, until_empty=True, poll_s=0.25, on_finished=advance)  # waits out retries' backoff
+    ordered = [results.get(path) or _outcome(components, path, doc_id) for path, doc_id in _by_path(files, submitted)]
+    return [row for result in ordered for row in (result, *_attachment_rows(components, result))]
 
 
-def _ingest_one(components: Components, path: Path, collection: str, classification: str) -> FileResult:
+def _by_path(files: list[Path], submitted: dict[str, Path]) -> list[tuple[Path, str | None]]:
+    ids = {path: doc_id for doc_id, path in submitted.items()}
+    return [(path, ids.get(path)) for path in files]
+
+
+def _submit_one(components: Components, path: Path, collection: str, classification: str) -> FileResult | str:
+    """The document id of the queued job, or the file's final result when it was not queued."""
+    if path.name.lower() in SYSTEM_FILES or path.name.startswith("~$"):
+        return FileResult(path, "skipped", reason="operating-system or office lock file, not a document")
     upload = docs.Upload(filename=path.name, data=path.read_bytes(), tenant=components.settings.default_tenant,
                          collection=collection, classification=classification, title=path.name)
     try:
@@ -47,14 +75,32 @@ def _ingest_one(components: Components, path: Path, collection: str, classificat
     except EnclaveError as exc:
         return FileResult(path, "failed", reason=exc.message)
     if submission.duplicate:
-        return FileResult(path, "skipped", submission.document.chunk_count, "already ingested (same content)")
-    while docs.job_is_active(docs.latest_job(components, submission.document.id)):
-        if docs.process_next(components, worker_name()) is None:
-            break
-    document = docs.get_document(components, upload.tenant, submission.document.id)
+        existing = submission.document
+        return FileResult(path, "skipped", existing.chunk_count,
+                          f"same content as document {existing.id} ({existing.filename}), already ingested")
+    return submission.document.id
+
+
+def _outcome(components: Components, path: Path, document_id: str | None) -> FileResult:
+    if document_id is None:
+        return FileResult(path, "failed", reason="not processed")
+    document = docs.get_document(components, components.settings.default_tenant, document_id)
     if document.status == "ready":
-        return FileResult(path, "ok", document.chunk_count)
-    return FileResult(path, "failed", reason=document.error or document.status)
+        return FileResult(path, "ok", document.chunk_count, document_id=document.id)
+    job = docs.latest_job(components, document.id)
+    pending = f"still {job.status} (attempt {job.attempts}); run `enclave worker`" if job else document.status
+    reason = document.error or pending
+    return FileResult(path, "failed", reason=reason, document_id=document.id)
+
+
+def _attachment_rows(components: Components, parent: FileResult) -> list[FileResult]:
+    """One row per attachment of an ingested e-mail (``mail.eml › invoice.pdf``)."""
+    if parent.document_id is None:
+        return []
+    with session_scope(components.engine) as session:
+        children = session.exec(select(Document).where(Document.parent_id == parent.document_id)).all()
+    return [_outcome(components, parent.path.with_name(f"{parent.path.name} › {child.filename}"), child.id)
+            for child in children]
 
 
 def status_table(settings: Settings) -> Table:

@@ -78,6 +78,47 @@ async def upload_document(
                           status=submission.document.status, duplicate=submission.duplicate)
 
 
+@router.put("/{document_id}", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
+            dependencies=[require("contributor", action="ingest")])
+async def upload_version(
+    state: StateDep,
+    principal: PrincipalDep,
+    access: AccessDep,
+    audit: AuditDep,
+    document_id: str,
+    file: Annotated[UploadFile, File(description="the new version of the document")],
+    collection: Annotated[str | None, Form(max_length=128)] = None,
+    acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
+    classification: Annotated[str | None, Form()] = None,
+    metadata: Annotated[str | None, Form(description="JSON object of metadata")] = None,
+    title: Annotated[str | None, Form(max_length=512)] = None,
+) -> UploadAccepted:
+    """Queue a new version of the document; readers keep the current version until the new one is ready.
+
+    Fields left out keep the document's current values. ``409`` while a version is still being
+    ingested; the same bytes as the current version change nothing (``duplicate: true``).
+    """
+    from ingest.versions import submit_version
+
+    with audit.failures("ingest.requested", document_ids=[document_id]):
+        current = visible_document(state.components, principal, document_id)  # else "not found", as if missing
+        meta = _json_field(metadata, "metadata", current.metadata_dict)
+        if not isinstance(meta, dict):
+            raise InvalidRequest("metadata must be a JSON object", param="metadata")
+        data = await _read_limited(file, state.settings.max_upload_bytes)
+        upload = docs.Upload(filename=file.filename or current.filename, data=data, tenant=principal.tenant,
+                             collection=collection or current.collection, title=title,
+                             classification=classification or current.classification,
+                             acl=_acl(acl) if acl else current.acl, metadata=meta, actor=audit.actor)
+        access.authorize(principal, "ingest", ("contributor",), {"collection": upload.collection, "acl": upload.acl,
+                         "classification": upload.classification, "metadata": upload.metadata})
+        submission = await run_in_threadpool(submit_version, state.components, document_id, upload)
+    if state.worker is not None and submission.job is not None:
+        state.worker.notify()
+    return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
+                          status=submission.document.status, duplicate=submission.duplicate)
+
+
 @router.get("", response_model=DocumentList, dependencies=[require("reader", "contributor", action="read_document")])
 def list_documents(
     state: StateDep, principal: PrincipalDep, audit: AuditDep, collection: str | None = None,
