@@ -91,6 +91,24 @@ class ComplianceSettings(BaseModel):
     retention_interval_s: float = Field(default=3600.0, ge=0)  # 0 turns the service's retention schedule off
 
 
+class ApiSettings(BaseModel):
+    """What every REST caller gets: a body size cap and a per-principal rate limit (token bucket)."""
+
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)  # JSON bodies; uploads use max_upload_bytes
+    rate_limit_per_s: float = Field(default=20.0, ge=0)  # sustained requests per second per principal; 0: off
+    rate_limit_burst: int = Field(default=60, ge=1)  # requests a principal may make at once after being idle
+
+
+class WebhookSettings(BaseModel):
+    """Signed callbacks to portals when ingest jobs finish: delivery timeout and retry schedule."""
+
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_s: float = Field(default=2.0, gt=0)  # attempt n waits base * 2**(n-1), capped below
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    poll_s: float = Field(default=1.0, gt=0)
+
+
 class OidcSettings(BaseModel):
     """An OpenID Connect provider whose signed access tokens (JWTs) Enclave accepts as bearer tokens.
 
@@ -153,6 +171,8 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    api: ApiSettings = ApiSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     compliance: ComplianceSettings = ComplianceSettings()
     auth: AuthSettings = AuthSettings()
     observability: ObservabilitySettings = ObservabilitySettings()

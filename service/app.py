@@ -18,7 +18,8 @@ from service.compliance import routes as compliance
 from service.context import AppState, build_state
 from service.errors import install_error_handlers
 from service.observability import FASTAPI_TELEMETRY, install_observability
-from service.routes import documents, health, query
+from service.portal import install_portal, route_options, start_deliverer
+from service.routes import chat, documents, health, query, webhooks
 from service.routes import keys as api_keys
 from service.routes import policy as access_policy
 
@@ -33,9 +34,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = state is None
         app.state.enclave = state or await run_in_threadpool(build_state, settings or get_settings())
+        deliverer = start_deliverer(app.state.enclave)
         try:
             yield
         finally:
+            await run_in_threadpool(deliverer.stop)
             if owned:
                 await run_in_threadpool(app.state.enclave.close)
 
@@ -43,9 +46,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
                          description="Self-hosted retrieval-augmented generation for regulated data.")
     install_error_handlers(app)
     install_observability(app, settings or (state.settings if state else get_settings()))
-    for router in (health.router, documents.router, query.router, compliance.router, api_keys.router,
-                   access_policy.router):
-        app.include_router(router)
+    install_portal(app, settings or (state.settings if state else get_settings()))
+    for router in (health.router, documents.router, query.router, compliance.router, chat.router, webhooks.router,
+                   api_keys.router, access_policy.router):
+        app.include_router(router, **route_options(router))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -102,6 +102,47 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = None
 
 
+class Webhook(SQLModel, table=True):
+    """A portal's callback URL for job events; the secret signs deliveries and is shown only once."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant: str = Field(index=True, max_length=128)
+    url: str = Field(max_length=2048)
+    events_json: str = '["ingest.job.completed", "ingest.job.failed"]'
+    description: str | None = Field(default=None, max_length=256)
+    secret: str = Field(max_length=128)
+    created_by: str = Field(max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def events(self) -> list[str]:
+        loaded: list[str] = json.loads(self.events_json)
+        return loaded
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one webhook: durable, retried with backoff until delivered or out of attempts."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    webhook_id: str = Field(index=True, max_length=32)  # no foreign key: deleting a webhook keeps its history
+    tenant: str = Field(index=True, max_length=128)
+    event: str = Field(max_length=64)
+    payload_json: str
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    response_status: int | None = None
+    error: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+
+
 class ApiKey(SQLModel, table=True):
     """A service credential: scoped to a tenant, roles and optional groups, stored only as its SHA-256 hash.
 
