@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from ingest.audit.trail import Actor, AuditEvent
 from ingest.chunking import TokenChunker
@@ -225,29 +225,12 @@ def latest_job(components: Components, document_id: str) -> Job | None:
         return session.exec(select(Job).where(Job.document_id == document_id).order_by(col(Job.created_at).desc())).first()
 
 
-def list_documents(components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0,
-                   status: DocumentStatus | None = None) -> list[Document]:
-    """Newest first (ties by id, so pages never overlap), optionally one collection and/or one status."""
+def list_documents(components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0) -> list[Document]:
     with session_scope(components.engine) as session:
-        query = _document_filter(select(Document), tenant, collection, status)
-        order = (col(Document.created_at).desc(), col(Document.id))
-        return list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all())
-
-
-def count_documents(components: Components, tenant: str, collection: str | None = None,
-                    status: DocumentStatus | None = None) -> int:
-    with session_scope(components.engine) as session:
-        query = _document_filter(select(func.count()).select_from(Document), tenant, collection, status)
-        return int(session.exec(query).one())
-
-
-def _document_filter(query: Any, tenant: str, collection: str | None, status: DocumentStatus | None) -> Any:
-    query = query.where(Document.tenant == tenant)
-    if collection is not None:
-        query = query.where(Document.collection == collection)
-    if status is not None:
-        query = query.where(Document.status == status)
-    return query
+        query = select(Document).where(Document.tenant == tenant)
+        if collection is not None:
+            query = query.where(Document.collection == collection)
+        return list(session.exec(query.order_by(col(Document.created_at).desc()).offset(offset).limit(limit)).all())
 
 
 def job_is_active(job: Job | None) -> bool:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ingest.store.models import Document, Job
+from service.jsontypes import JsonBool, numbers_only
 
 
 class Citation(BaseModel):
@@ -29,7 +30,9 @@ class QueryRequest(BaseModel):
     k: int | None = Field(default=None, ge=1, le=50)
     collections: list[str] | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    stream: bool = False
+    stream: JsonBool = False
+
+    _numbers = numbers_only("k")
 
 
 class QueryResponse(BaseModel):
@@ -46,6 +49,8 @@ class SearchRequest(BaseModel):
     collections: list[str] | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
+    _numbers = numbers_only("k")
+
 
 class SearchResponse(BaseModel):
     results: list[Citation]
@@ -59,11 +64,11 @@ class JobPublic(BaseModel):
     error_code: str | None
     pages_done: int
     chunks_done: int
+    version: int = Field(default=1, description="the document version this job ingests")
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
         return cls(id=job.id, status=job.status, attempts=job.attempts, error=job.error, error_code=job.error_code,
-    version: int = Field(default=1, description="the document version this job ingests")
                    pages_done=job.pages_done, chunks_done=job.chunks_done, version=job.version)
 
 
@@ -86,12 +91,12 @@ class DocumentPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     job: JobPublic | None = None
+    version: int = Field(default=1, description="the version readers see (a newer one may be in `job`)")
+    parent_id: str | None = Field(default=None, description="the e-mail this document was attached to")
 
     @classmethod
     def of(cls, doc: Document, job: Job | None = None) -> DocumentPublic:
         return cls(id=doc.id, title=doc.title, filename=doc.filename, collection=doc.collection, status=doc.status,
-    version: int = Field(default=1, description="the version readers see (a newer one may be in `job`)")
-    parent_id: str | None = Field(default=None, description="the e-mail this document was attached to")
                    mime=doc.mime, pages=doc.pages, chunk_count=doc.chunk_count, content_hash=doc.content_hash,
                    size_bytes=doc.size_bytes, classification=doc.classification, acl=doc.acl, metadata=doc.metadata_dict,
                    error=doc.error, error_code=doc.error_code, created_at=doc.created_at, updated_at=doc.updated_at,
@@ -107,7 +112,10 @@ class UploadAccepted(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentPublic]
-    total: int
+    total: int = Field(description="documents matching the filters, over all pages")
+    limit: int = 100
+    offset: int = 0
+    next: str | None = Field(default=None, description="URL of the next page, or null when this is the last")
 
 
 class Health(BaseModel):

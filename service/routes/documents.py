@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from ingest import documents as docs
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
+from ingest.store.models import DocumentStatus
 from service.auth import require
 from service.auth.dependencies import AccessDep
 from service.auth.visibility import visible_document, visible_documents
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
+from service.listing import NOT_MODIFIED, LimitQuery, OffsetQuery, conditional_json, page_of
 from service.schemas import DocumentList, DocumentPublic, UploadAccepted
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -119,14 +121,21 @@ async def upload_version(
                           status=submission.document.status, duplicate=submission.duplicate)
 
 
-@router.get("", response_model=DocumentList, dependencies=[require("reader", "contributor", action="read_document")])
+@router.get("", response_model=DocumentList, responses=NOT_MODIFIED,
+            dependencies=[require("reader", "contributor", action="read_document")])
 def list_documents(
-    state: StateDep, principal: PrincipalDep, audit: AuditDep, collection: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
-) -> DocumentList:
-    found, total = visible_documents(state.components, principal, collection, None, limit, offset)
+    request: Request, state: StateDep, principal: PrincipalDep, audit: AuditDep,
+    collection: Annotated[str | None, Query(max_length=128)] = None,
+    status_is: Annotated[DocumentStatus | None, Query(alias="status")] = None, limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
+) -> Response:
+    """Newest first, filtered by collection and/or status; ``next`` links the following page, ``ETag`` for polling."""
+    found, total = visible_documents(state.components, principal, collection, status_is, limit, offset)
+    page = page_of(request, total, limit, offset)
+    listing = DocumentList(documents=[DocumentPublic.of(d) for d in found], total=total, limit=limit, offset=offset,
+                           next=page.next)
     audit.record("documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total})
-    return DocumentList(documents=[DocumentPublic.of(d) for d in found], total=total)
+    return conditional_json(request, listing)
 
 
 @router.get("/{document_id}", response_model=DocumentPublic,
