@@ -42,6 +42,22 @@ def _settings() -> Settings:
     return settings
 
 
+@app.callback()
+def remote_mode(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option("--url", envvar="ENCLAVE_URL",
+                                            help="a running Enclave server for ask, ingest and status")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="ENCLAVE_API_KEY",
+                                                help="API key for --url")] = None,
+) -> None:
+    """Without --url, commands open the local data directory; with it, ask/ingest/status call that server."""
+    from service.remote_cli import REMOTE, REMOTE_COMMANDS
+
+    if url and ctx.invoked_subcommand not in REMOTE_COMMANDS:
+        raise typer.BadParameter(f"--url works with {', '.join(sorted(REMOTE_COMMANDS))}", param_hint="--url")
+    REMOTE.url, REMOTE.api_key = url, api_key
+
+
 def _files(paths: list[Path], recursive: bool) -> list[Path]:
     found: list[Path] = []
     for path in paths:
@@ -64,15 +80,20 @@ def ingest(
 ) -> None:
     """Ingest documents with a progress bar; exits non-zero when any file failed."""
     from ingest.runtime import build_components
+    from service import remote_cli
     from service.ingest_cli import ingest_files
 
     settings = _settings()
     files = _files(paths, recursive)
-    components = build_components(settings)
-    try:
-        results = ingest_files(components, files, collection or settings.default_collection, classification, Progress(console=err))
-    finally:
-        components.close()
+    if remote_cli.REMOTE.url:
+        results = remote_cli.ingest_files(remote_cli.REMOTE, files, collection, classification, Progress(console=err))
+    else:
+        components = build_components(settings)
+        try:
+            results = ingest_files(components, files, collection or settings.default_collection, classification,
+                                   Progress(console=err))
+        finally:
+            components.close()
     table = Table("file", "result", "chunks", "reason")
     for result in results:
         table.add_row(str(result.path), result.outcome, str(result.chunks), result.reason or "")
@@ -87,18 +108,22 @@ def ingest(
 def ask(question: Annotated[str, typer.Argument(help="your question")],
         k: Annotated[int | None, typer.Option(help="sources to give the model")] = None) -> None:
     """Answer a question from the ingested documents and print the citations."""
+    from service import remote_cli
     from service.auth import Principal
     from service.context import build_state
     from service.routes.query import audited_answer
     from service.schemas import QueryRequest
 
     settings = _settings()
-    state = build_state(settings, start_worker=False)
-    try:
-        principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
-        response = audited_answer(state, principal, QueryRequest(query=question, k=k))
-    finally:
-        state.close()
+    if remote_cli.REMOTE.url:
+        response = remote_cli.ask(remote_cli.REMOTE, question, k)
+    else:
+        state = build_state(settings, start_worker=False)
+        try:
+            principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
+            response = audited_answer(state, principal, QueryRequest(query=question, k=k))
+        finally:
+            state.close()
     out.print(response.answer)
     for c in response.citations:
         page = f" p. {c.page}" if c.page else ""
@@ -124,11 +149,30 @@ def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = No
 
 
 @app.command()
+def worker(
+    until_empty: Annotated[bool, typer.Option("--until-empty", help="exit once no job is queued or running")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
+) -> None:
+    """Run ingest jobs from the shared queue until stopped (SIGTERM/Ctrl-C finish the current documents first)."""
+    from ingest.runtime import build_components
+    from ingest.worker import run_worker, stop_on_signals
+
+    components = build_components(_settings())
+    try:
+        with stop_on_signals() as stop:
+            processed = run_worker(components, until_empty=until_empty, poll_s=poll, stop=stop)
+    finally:
+        components.close()
+    err.print(f"worker stopped after {processed} job(s)")
+
+
+@app.command()
 def status() -> None:
     """Documents, chunks, jobs and the components in use."""
+    from service import remote_cli
     from service.ingest_cli import status_table
 
-    out.print(status_table(_settings()))
+    out.print(remote_cli.status_table(remote_cli.REMOTE) if remote_cli.REMOTE.url else status_table(_settings()))
 
 
 @app.command()
@@ -148,24 +192,6 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
 
 @app.command(name="eval")
 def evaluate(
-@app.command()
-def worker(
-    until_empty: Annotated[bool, typer.Option("--until-empty", help="exit once no job is queued or running")] = False,
-    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
-) -> None:
-    """Run ingest jobs from the shared queue until stopped (SIGTERM/Ctrl-C finish the current documents first)."""
-    from ingest.runtime import build_components
-    from ingest.worker import run_worker, stop_on_signals
-
-    components = build_components(_settings())
-    try:
-        with stop_on_signals() as stop:
-            processed = run_worker(components, until_empty=until_empty, poll_s=poll, stop=stop)
-    finally:
-        components.close()
-    err.print(f"worker stopped after {processed} job(s)")
-
-
     dataset_dir: Annotated[Path, typer.Argument(help="a BEIR (corpus.jsonl) or span (contracts/) data set")],
     split: Annotated[str, typer.Option(help="queries-SPLIT.jsonl and its judgments")] = "test",
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25")] = "hybrid",
