@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -29,6 +30,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from ingest.config import WebhookSettings
+from ingest.errors import EnclaveError
+from ingest.keys.crypto import open_text, seal_text
+from ingest.keys.keyring import KeyRing
 from ingest.store.db import session_scope
 from ingest.store.models import DeliveryStatus, Document, Job, Webhook, WebhookDelivery, new_id, utcnow
 
@@ -45,6 +49,20 @@ DeliveryObserver = Callable[[WebhookDelivery, Webhook | None], None]
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
+
+
+def _secret_aad(tenant: str) -> bytes:
+    return f"webhook.secret:{tenant}".encode()
+
+
+def seal_secret(keyring: KeyRing, tenant: str, secret: str) -> str:
+    """The signing secret as stored: sealed under the tenant's key, like everything else of the tenant."""
+    return seal_text(keyring.tenant_key(tenant), secret, _secret_aad(tenant))
+
+
+def open_secret(keyring: KeyRing, webhook: Webhook) -> str:
+    """:raises EnclaveError: the tenant's key is gone (erased tenant) or the value was altered."""
+    return open_text(keyring.tenant_key(webhook.tenant), webhook.secret, _secret_aad(webhook.tenant))
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -106,12 +124,21 @@ def backoff(attempts: int, cfg: WebhookSettings) -> timedelta:
     return timedelta(seconds=min(cfg.backoff_base_s * 2 ** max(attempts - 1, 0), cfg.backoff_max_s))
 
 
-def deliver_due(engine: Engine, cfg: WebhookSettings, client: httpx.Client,
-                observer: DeliveryObserver | None = None) -> int:
+@dataclass(frozen=True)
+class Delivering:
+    """What delivery needs besides the rows: settings, an HTTP client, the secret opener, an observer."""
+
+    cfg: WebhookSettings
+    client: httpx.Client
+    keyring: KeyRing
+    observer: DeliveryObserver | None = None
+
+
+def deliver_due(engine: Engine, how: Delivering) -> int:
     """Attempt every due delivery once; returns how many were attempted."""
-    claimed = _claim_due(engine, cfg)
+    claimed = _claim_due(engine, how.cfg)
     for delivery in claimed:
-        _attempt(engine, cfg, client, delivery, observer)
+        _attempt(engine, how, delivery)
     return len(claimed)
 
 
@@ -133,23 +160,29 @@ def _claim_due(engine: Engine, cfg: WebhookSettings) -> list[WebhookDelivery]:
     return claimed
 
 
-def _attempt(engine: Engine, cfg: WebhookSettings, client: httpx.Client, delivery: WebhookDelivery,
-             observer: DeliveryObserver | None) -> None:
+def _attempt(engine: Engine, how: Delivering, delivery: WebhookDelivery) -> None:
     with session_scope(engine) as session:
         webhook = session.get(Webhook, delivery.webhook_id)
     if webhook is None:
-        _record(engine, delivery, cfg, None, "the webhook was deleted", final=True)
+        _record(engine, delivery, how.cfg, None, "the webhook was deleted", final=True)
     else:
-        status, error = _post(client, webhook, delivery)
-        _record(engine, delivery, cfg, status, error, final=False)
-    if observer is not None:
-        _observe(observer, engine, delivery.id, webhook)
+        try:
+            secret = open_secret(how.keyring, webhook)
+        except EnclaveError:
+            _record(engine, delivery, how.cfg, None, "the signing secret cannot be opened (its tenant key is gone); "
+                    "register the webhook again", final=True)
+        else:
+            status, error = _post(how.client, webhook, secret, delivery)
+            _record(engine, delivery, how.cfg, status, error, final=False)
+    if how.observer is not None:
+        _observe(how.observer, engine, delivery.id, webhook)
 
 
-def _post(client: httpx.Client, webhook: Webhook, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
+def _post(client: httpx.Client, webhook: Webhook, secret: str,
+          delivery: WebhookDelivery) -> tuple[int | None, str | None]:
     body = delivery.payload_json.encode()
     headers = {"Content-Type": "application/json", "User-Agent": "Enclave-Webhooks/1",
-               SIGNATURE_HEADER: sign(webhook.secret, body, int(time.time())),
+               SIGNATURE_HEADER: sign(secret, body, int(time.time())),
                "X-Enclave-Event": delivery.event, "X-Enclave-Delivery": delivery.id}
     try:
         response = client.post(webhook.url, content=body, headers=headers)
@@ -198,9 +231,11 @@ def cancel_pending(engine: Engine, webhook_id: str) -> int:
 class WebhookDeliverer:
     """Runs :func:`deliver_due` in a daemon thread, woken when a delivery is queued or every ``poll_s``."""
 
-    def __init__(self, engine: Engine, cfg: WebhookSettings, observer: DeliveryObserver | None = None) -> None:
+    def __init__(self, engine: Engine, cfg: WebhookSettings, keyring: KeyRing,
+                 observer: DeliveryObserver | None = None) -> None:
         self._engine = engine
         self._cfg = cfg
+        self._keyring = keyring
         self._observer = observer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -217,9 +252,10 @@ class WebhookDeliverer:
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._cfg.timeout_s, follow_redirects=False, trust_env=False) as client:
+            how = Delivering(self._cfg, client, self._keyring, self._observer)
             while not self._stop.is_set():
                 try:
-                    deliver_due(self._engine, self._cfg, client, self._observer)
+                    deliver_due(self._engine, how)
                 except Exception:  # noqa: BLE001 - the deliverer must outlive one bad iteration
                     log.exception("webhook deliverer iteration failed")
                 _WAKE.wait(self._cfg.poll_s)

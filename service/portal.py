@@ -61,6 +61,6 @@ def audit_deliveries(trail: AuditTrail) -> DeliveryObserver:
 def start_deliverer(state: AppState) -> WebhookDeliverer:
     components = state.components
     observer = audit_deliveries(components.compliance.audit)
-    deliverer = WebhookDeliverer(components.engine, state.settings.webhooks, observer)
+    deliverer = WebhookDeliverer(components.engine, state.settings.webhooks, components.compliance.keyring, observer)
     deliverer.start()
     return deliverer

@@ -103,7 +103,7 @@ class Job(SQLModel, table=True):
 
 
 class Webhook(SQLModel, table=True):
-    """A portal's callback URL for job events; the secret signs deliveries and is shown only once."""
+    """A portal's callback URL for job events; the secret signs deliveries, is shown only once, stored sealed."""
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     tenant: str = Field(index=True, max_length=128)

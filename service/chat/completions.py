@@ -30,7 +30,7 @@ from service.compliance.context import RequestAudit
 from service.context import AppState
 from service.generation.port import GenerationParams
 from service.retrieval import retrieve
-from service.routes.query import answer_with_sources, record_answer, stream_answer
+from service.routes.query import audited_answer, stream_answer
 from service.schemas import QueryRequest, QueryResponse
 
 REWRITE_MAX_TOKENS = 48
@@ -68,8 +68,7 @@ def complete(state: AppState, principal: Principal, req: ChatCompletionRequest, 
     """A non-streamed chat completion, audited as ``query.answered`` exactly like ``/v1/query``."""
     with audit.failures(ACTION, query=_last_question(req)):
         query, standalone = prepare(state, principal, req)
-        response, retrieved = answer_with_sources(state, principal, query)
-    record_answer(audit, query.query, response, retrieved)
+    response = audited_answer(state, principal, query, audit)
     message = AssistantMessageOut(content=response.answer + sources_footer(response))
     return ChatCompletion(id=completion_id(), created=int(time.time()), model=req.model,
                           choices=[Choice(message=message)], citations=response.citations, found=response.found,

@@ -48,13 +48,16 @@ def _load(state: StateDep, tenant: str, webhook_id: str) -> Webhook:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 def create_webhook(state: StateDep, principal: AdminDep, body: WebhookCreate, audit: AuditDep) -> WebhookCreated:
     """Register a URL for job callbacks; the response's ``secret`` is never shown again."""
+    secret = hooks.new_secret()
+    keyring = state.components.compliance.keyring
     hook = Webhook(tenant=principal.tenant, url=body.url, events_json=_events_json(body.events),
-                   description=body.description, secret=hooks.new_secret(), created_by=principal.subject)
+                   description=body.description, secret=hooks.seal_secret(keyring, principal.tenant, secret),
+                   created_by=principal.subject)
     with state.components.compliance.audit.transaction() as audited:
         audited.session.add(hook)
         detail = {"webhook_id": hook.id, "events": body.events}
         audited.append(AuditEvent(audit.actor, "webhook.created", detail=detail))
-    return WebhookCreated(**WebhookPublic.of(hook).model_dump(), secret=hook.secret)
+    return WebhookCreated(**WebhookPublic.of(hook).model_dump(), secret=secret)
 
 
 def _events_json(events: list[Event]) -> str:

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from ingest.config import WebhookSettings
 from ingest.store.compliance_models import AuditRecord
 from ingest.store.db import session_scope
+from ingest.store.models import Webhook
 from ingest.webhooks import backoff, sign, verify
 from service.client import EnclaveClient
 from tests.conftest import DOCS
@@ -72,6 +73,9 @@ def test_completed_job_is_called_back_signed_and_retried_after_a_500(enclave: En
                                                                       portal: Portal) -> None:
     hook = enclave.create_webhook(receiver.url, description="portal A")
     assert hook.secret.startswith("whsec_") and "secret" not in enclave.get_webhook(hook.id).model_dump()
+    with session_scope(portal.components.engine) as session:
+        stored = session.get(Webhook, hook.id)
+    assert stored is not None and hook.secret not in stored.secret  # sealed under the tenant key at rest
     text = f"Webhook test {uuid.uuid4().hex}: invoices are due in 45 days."
     accepted = enclave.upload(text.encode(), filename="w.txt")
     failed_call, ok_call = receiver.wait_for(2, accepted.document_id)
