@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.common import format_table, ratio, real_queries, say, write_json
 from bench.query import http_factory, interleaved, settle
-from bench.server import Keys, ServeProcess
+from bench.server import UNTHROTTLED, Keys, ServeProcess
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     queries = real_queries(n=200)
     rows, runs = [], []
     try:
-        with ServeProcess(args.data, Keys(), env_of(args.a)) as a, ServeProcess(copy, Keys(), env_of(args.b)) as b:
+        with (
+            ServeProcess(args.data, Keys(), {**UNTHROTTLED, **env_of(args.a)}) as a,
+            ServeProcess(copy, Keys(), {**UNTHROTTLED, **env_of(args.b)}) as b,
+        ):
             for srv in (a, b):
                 settle(srv.url, srv.headers(), queries)
             factories = {

@@ -1,10 +1,10 @@
 """A bounded load test: 16 clients for 60 s on loopback mixing search, query and ingest; then the audit check.
 
 Clients have fixed roles (default 10 search, 4 query, 2 ingest) so that the slow generator cannot
-absorb every client. Search and query use the reader key (ACL filter on) when the build has key
-management; ingest uploads a fresh ~2 KB text document with the dev key and waits until it is
-ready (its latency is upload → ready). Every request carries its own ``X-Request-ID``; afterwards
-the audit table (when the build has one) must hold exactly one record per request sent.
+absorb every client. Each search and query client is its own user with its own reader key (ACL filter
+on; the default per-principal rate limit stays on); ingest uploads a fresh ~2 KB text document with
+the dev key and waits until it is ready (its latency is upload → ready). Every request carries its
+own ``X-Request-ID``; afterwards the audit table (when the build has one) must hold exactly one record per request sent.
 The run stops by itself: no request starts after the deadline, ingest polling gives up 60 s after it.
 
     .venv/bin/python -m bench.load                     # 16 clients, 60 s, 10k-chunk corpus
@@ -28,7 +28,7 @@ from bench import synthetic
 from bench.audit_check import audit_check
 from bench.common import format_table, load_sources, real_queries, sample_chunks, say, write_json
 from bench.loadgen import Request, RequestFailed, run_closed_loop
-from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key
+from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key, create_reader_keys
 from ingest.config import Settings
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 
@@ -79,15 +79,22 @@ class Ledger:
 class Roles:
     """Request functions per role, sharing one ledger."""
 
-    def __init__(self, srv: ServeProcess, queries: Sequence[str], sources: Any, deadline: float) -> None:
+    def __init__(
+        self, srv: ServeProcess, queries: Sequence[str], sources: Any, deadline: float, user_keys: Sequence[str]
+    ) -> None:
         self.srv, self.queries, self.sources, self.deadline = srv, queries, sources, deadline
+        self.user_keys = user_keys
         self.ledger = Ledger()
         self.uploaded: list[str] = []
 
     def factory(self, roles: Sequence[str]) -> Any:
         def make(n: int) -> Request:
             role = roles[n % len(roles)]
-            key = self.srv.keys.dev if role == "ingest" else self.srv.keys.query_key
+            key = (
+                self.srv.keys.dev
+                if role == "ingest"
+                else (self.user_keys[n] if self.user_keys else self.srv.keys.query_key)
+            )
             client = httpx.Client(base_url=self.srv.url, headers=self.srv.headers(key), timeout=300)
             return {"search": self._search, "query": self._query, "ingest": self._ingest}[role](client, n)
 
@@ -165,11 +172,13 @@ def build_corpus(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     return {"chunks": args.corpus, "documents": stats.documents, "seconds": stats.seconds, "sources": sources}
 
 
-def run(args: argparse.Namespace, data_dir: Path, keys: Keys, sources: Any) -> tuple[dict[str, Any], Ledger]:
+def run(
+    args: argparse.Namespace, data_dir: Path, keys: Keys, sources: Any, user_keys: Sequence[str]
+) -> tuple[dict[str, Any], Ledger]:
     roles = parse_roles(args.roles)
     with ServeProcess(data_dir, keys) as srv:
         say(f"  {len(roles)} clients ({args.roles}) for {args.duration:.0f} s as {keys.principal}")
-        roles_obj = Roles(srv, real_queries(n=200), sources, time.monotonic() + args.duration)
+        roles_obj = Roles(srv, real_queries(n=200), sources, time.monotonic() + args.duration, user_keys)
         result = run_closed_loop(roles_obj.factory(roles), len(roles), args.duration, warmup=0.0)
         summary = result.summary()
     summary["requests_sent"] = len(roles_obj.ledger.rows)
@@ -205,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sources = corpus.pop("sources")
     keys = Keys()
     keys.reader = create_reader_key(data_dir, keys)
-    summary, ledger = run(args, data_dir, keys, sources)
+    # one reader key per client: 16 users, each under the default per-principal rate limit (kept on here)
+    user_keys = create_reader_keys(data_dir, len(parse_roles(args.roles))) if keys.reader else []
+    summary, ledger = run(args, data_dir, keys, sources, user_keys)
     result: dict[str, Any] = {
         "roles": args.roles,
         "corpus": corpus,

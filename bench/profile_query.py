@@ -24,7 +24,7 @@ from typing import Any
 from bench.common import RESULTS, real_queries, say
 from bench.loadgen import run_closed_loop
 from bench.query import http_factory, settle
-from bench.server import Keys, ServeProcess, create_reader_key
+from bench.server import UNTHROTTLED, Keys, ServeProcess, create_reader_key
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = RESULTS / f"profile-{args.name}.json"
     keys = Keys()
     keys.reader = create_reader_key(args.data, keys)
-    with ServeProcess(args.data, keys) as srv:
+    with ServeProcess(args.data, keys, UNTHROTTLED) as srv:
         settle(srv.url, srv.headers(), queries)
         spy = subprocess.Popen(
             [

@@ -29,7 +29,7 @@ from bench import synthetic
 from bench.common import format_table, human, load_sources, parse_sizes, ratio, real_queries, say, write_json
 from bench.indexstats import create_quantized, measure_footprint, recall_at_k, rescoring_params
 from bench.loadgen import RequestFailed, RunResult, WorkerFactory, run_closed_loop
-from bench.server import READER_GROUPS, Keys, ServeProcess, create_reader_key
+from bench.server import READER_GROUPS, UNTHROTTLED, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
@@ -215,7 +215,7 @@ def measure_loops(
     if args.no_http:
         return {"bare": [interleaved({"bare": bare}, c, args.duration, args.warmup, 1)["bare"] for c in ctx["clients"]]}
     out: dict[str, Any] = {"bare": [], "http": []}
-    with ServeProcess(data_dir, keys) as srv:
+    with ServeProcess(data_dir, keys, UNTHROTTLED) as srv:
         settle(srv.url, srv.headers(), queries)
         say(f"  HTTP /v1/search as {keys.principal}, interleaved with the bare loop")
         factories = {"bare": bare, "http": http_factory(srv.url, srv.headers(), queries, args.k, args.mode)}

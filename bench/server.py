@@ -23,6 +23,9 @@ import httpx
 from bench.common import REPO, say
 
 READER_GROUPS = ("g1",)
+# One server's capacity is measured, so the per-principal rate limit (default 20 req/s, burst 60)
+# must not throttle it: kept on (its check stays on the path) but far above what 2 cores serve.
+UNTHROTTLED = {"ENCLAVE_API__RATE_LIMIT_PER_S": "100000", "ENCLAVE_API__RATE_LIMIT_BURST": "100000"}
 
 
 def free_port() -> int:
@@ -61,6 +64,25 @@ def server_env(data_dir: Path, keys: Keys, extra: dict[str, str] | None = None) 
     }
     env.update(extra or {})
     return env
+
+
+def create_reader_keys(data_dir: Path, n: int, groups: tuple[str, ...] = READER_GROUPS) -> list[str]:
+    """``n`` reader keys (one per simulated user) through the key store's own API, before the server starts."""
+    from ingest.config import Settings
+    from ingest.store.db import create_schema, make_engine
+    from service.auth import api_keys
+
+    settings = Settings(data_dir=data_dir)
+    settings.ensure_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    try:
+        return [
+            api_keys.create_key(engine, "default", ["reader"], name=f"bench-reader-{i}", groups=list(groups)).key
+            for i in range(n)
+        ]
+    finally:
+        engine.dispose()
 
 
 def has_key_management() -> bool:
