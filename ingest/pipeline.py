@@ -255,7 +255,7 @@ def fail_job(components: Components, job: Job, document: Document, exc: Exceptio
     else:
         log.error("ingest failed job=%s error=%s", job.id, type(exc).__name__, exc_info=exc)
         message, code, retryable = f"internal error while ingesting: {type(exc).__name__}", "internal_error", True
-    if live_version(document) is None:  # never ready: nothing of it may remain in the index
+    if live_version(document) is None or _erased(components, document.id):  # nothing of it may remain indexed
         components.index.delete_document(document.tenant, document.id)
     requeued = fail(components.engine, job, message, code, retryable=retryable)
     telemetry.annotate(error_code=code, retried=requeued)
@@ -263,6 +263,12 @@ def fail_job(components: Components, job: Job, document: Document, exc: Exceptio
     if not requeued:
         _record_failure(components, job, document, message, code)
         webhooks.announce_job(components.engine, job.id, webhooks.JOB_FAILED)
+
+
+def _erased(components: Components, document_id: str) -> bool:
+    """The document was deleted while its job ran (its version may have been swapped in after the erasure)."""
+    with session_scope(components.engine) as session:
+        return session.get(Document, document_id) is None
 
 
 def _record_failure(components: Components, job: Job, document: Document, message: str, code: str) -> None:
