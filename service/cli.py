@@ -154,10 +154,15 @@ def worker(
     poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 1.0,
 ) -> None:
     """Run ingest jobs from the shared queue until stopped (SIGTERM/Ctrl-C finish the current documents first)."""
+    from ingest.errors import EnclaveError
     from ingest.runtime import build_components
     from ingest.worker import run_worker, stop_on_signals
 
-    components = build_components(_settings())
+    try:
+        components = build_components(_settings())
+    except EnclaveError as exc:  # e.g. the embedded index is open in `enclave serve`, which runs jobs itself
+        err.print(f"enclave worker cannot start: {exc.message}")
+        raise typer.Exit(2) from exc
     try:
         with stop_on_signals() as stop:
             processed = run_worker(components, until_empty=until_empty, poll_s=poll, stop=stop)
