@@ -17,6 +17,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from bench.common import REPO, dir_bytes
+from ingest.config import IndexSettings
 from ingest.index.port import AccessFilter
 from ingest.index.qdrant_edge_index import DENSE, SPARSE, QdrantEdgeIndex, access_filter
 
@@ -43,10 +44,11 @@ def create_quantized(path: Path, dim: int = DIM) -> None:
     shard.close()
 
 
-def rescoring_params(hnsw_ef: int = 128, oversampling: float = 2.0) -> qe.SearchParams:
+def rescoring_params(hnsw_ef: int | None = None, oversampling: float = 2.0) -> qe.SearchParams:
     """HNSW on the quantised vectors, then rescore ``oversampling × k`` candidates with the originals."""
     return qe.SearchParams(
-        hnsw_ef=hnsw_ef, quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        hnsw_ef=hnsw_ef or IndexSettings().hnsw_ef,
+        quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling),
     )
 
 
@@ -66,12 +68,12 @@ def recall_at_k(
 ) -> float:
     """Mean overlap of HNSW top-``k`` with exact top-``k`` under the same filter (1.0 = identical).
 
-    ``approx`` defaults to what the adapter uses (``hnsw_ef=128``); exact search reads the float32
+    ``approx`` defaults to what the service uses (``ENCLAVE_INDEX__HNSW_EF``); exact search reads the float32
     originals, so for a quantised index this is recall against the true neighbours.
     """
     flt = access_filter(access)
     approx, exact = (
-        approx or qe.SearchParams(hnsw_ef=128),
+        approx or qe.SearchParams(hnsw_ef=IndexSettings().hnsw_ef),
         qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True)),
     )
     hits = total = 0

@@ -23,7 +23,7 @@ class IndexSettings(BaseModel):
     collection: str = "enclave"
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
-    hnsw_ef: int = 128
+    hnsw_ef: int = 256  # 128: recall@10 0.94 under a 50% ACL filter at 100k chunks; 256: 0.99, +0.3 ms (bench/query)
     # Qdrant server/cluster only (backend "qdrant"); applied when Enclave creates the collection
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0)
