@@ -28,6 +28,7 @@ class RunResult:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
+    succeeded_incl_warmup: int = 0  # for per-request CPU: the CPU clock cannot tell warm-up from measurement
 
     @property
     def completed(self) -> int:
@@ -92,8 +93,9 @@ def _one(request: Request, i: int, t0: float, measure_from: float, result: RunRe
                 result.error_samples.append(f"{type(exc).__name__}: {exc}"[:300] or traceback.format_exc(limit=1))
         return
     elapsed_ms = (time.perf_counter() - t0) * 1000
-    if t0 >= measure_from:
-        with lock:
+    with lock:
+        result.succeeded_incl_warmup += 1
+        if t0 >= measure_from:
             result.latencies_ms.setdefault(kind, []).append(elapsed_ms)
 
 
