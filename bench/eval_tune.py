@@ -85,7 +85,7 @@ class Variant:
     name: str
     max_tokens: int = 200
     overlap: int = 24
-    k1: float = 1.2
+    k1: float = 0.9
     b: float = 0.75
     avg_len: float = 150.0
     hybrid: HybridConfig = HybridConfig()
@@ -95,11 +95,18 @@ def grid(name: str) -> list[Variant]:
     base = Variant("base")
     if name == "fusion":
         return [
-            replace(base, name=f"rrf k={k} w={w} d={d}", hybrid=HybridConfig(k, w[0], w[1], d))
+            replace(base, name=f"rrf k={k} w={w} d={d}", hybrid=HybridConfig("rrf", k, w[0], w[1], d))
             for k in (10, 30, 60, 100)
             for w in ((1.0, 1.0), (1.0, 1.5), (1.5, 1.0))
             for d in (50, 100, 300)
         ]
+    if name == "fusion2":
+        rrf = [
+            replace(base, name=f"rrf k={k} w={w}", hybrid=HybridConfig("rrf", k, w[0], w[1], 100))
+            for k in (2, 5, 10, 15, 20)
+            for w in ((1.0, 1.0), (1.25, 1.0), (1.0, 1.25))
+        ]
+        return [*rrf, replace(base, name="dbsf", hybrid=HybridConfig(method="dbsf"))]
     if name == "bm25":
         return [
             replace(base, name=f"k1={k1} b={b} avg={avg}", k1=k1, b=b, avg_len=avg)
@@ -154,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--split", default="train")
-    parser.add_argument("--grid", default="base", choices=["base", "fusion", "bm25", "chunking"])
+    parser.add_argument("--grid", default="base", choices=["base", "fusion", "fusion2", "bm25", "chunking"])
     parser.add_argument("--modes", default="hybrid")
     parser.add_argument("--data-dir", type=Path, default=CACHE / "eval-data")
     args = parser.parse_args()

@@ -8,7 +8,7 @@ from ingest.index.port import SparseVector
 
 # Term-frequency saturation, length normalisation and the expected chunk length in BM25 tokens
 # (stemmed, stopwords removed): chosen by measurement, see README "Retrieval quality".
-BM25_K1 = 1.2
+BM25_K1 = 0.9
 BM25_B = 0.75
 BM25_AVG_LEN = 150.0
 
