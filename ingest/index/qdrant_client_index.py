@@ -1,8 +1,8 @@
 """Qdrant server/cluster adapter on ``qdrant-client``: the scale-out twin of the Edge adapter.
 
 Same named vectors (``dense`` cosine, ``bm25`` sparse with IDF), same payload and payload indexes,
-same hybrid query (a dense and a BM25 prefetch, each filtered, fused by weighted RRF), so a site
-can move from the embedded index to a cluster (``enclave index migrate``) and get the same
+same hybrid query (a dense and a BM25 prefetch, each filtered, fused as configured: DBSF by
+default, or weighted RRF), so a site can move from the embedded index to a cluster (``enclave index migrate``) and get the same
 answers. The collection is created with the operator's shard count, replication factor and write
 consistency. Upserts go out in batches, several at once. Tests run it on qdrant-client's
 in-process mode (an injected ``QdrantClient(":memory:")``), checked against Edge by congruence
@@ -228,7 +228,11 @@ class QdrantClientIndex:
             models.Prefetch(query=dense_q, using=DENSE, filter=flt, limit=depth, params=self._params),
             models.Prefetch(query=sparse_q, using=SPARSE, filter=flt, limit=depth),
         ]
-        fusion = models.RrfQuery(rrf=models.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight]))
+        fusion: models.Query = (
+            models.FusionQuery(fusion=models.Fusion.DBSF)
+            if cfg.method == "dbsf"
+            else models.RrfQuery(rrf=models.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight]))
+        )
         return models.QueryRequest(query=fusion, prefetch=prefetch, filter=flt, limit=limit, with_payload=True)
 
     def count(self, access: AccessFilter) -> int:

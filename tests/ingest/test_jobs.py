@@ -122,12 +122,18 @@ def _assert_exactly_once(components: Components, document_id: str, job_id: str, 
 
 
 _CLAIMER = """
-import sys
+import sys, time
+from sqlalchemy import text
 from ingest.jobs import claim_next
 from ingest.store.db import make_engine
 engine = make_engine(sys.argv[1])
+with engine.connect() as warm:
+    warm.execute(text("select 1"))
+print("ready", flush=True)
+sys.stdin.readline()  # the starting gun: every racer is connected before anyone claims
 while (job := claim_next(engine, sys.argv[2])) is not None:
     print(job.id, flush=True)
+    time.sleep(0.02)  # a worker spends time on its job before claiming the next
 """
 
 
@@ -136,10 +142,19 @@ def test_racing_worker_processes_claim_each_job_exactly_once(site: Components) -
         docs.submit(site, upload(data=f"note {i}\n".encode(), name=f"n{i}.txt"))
     url = site.settings.resolved_database_url
     racers = [
-        subprocess.Popen([sys.executable, "-c", _CLAIMER, url, f"racer-{n}"], cwd=REPO, stdout=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, url, f"racer-{n}"],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
         for n in range(3)
     ]
-    claimed = [line for racer in racers for line in racer.communicate(timeout=120)[0].decode().split()]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    claimed = [line for racer in racers for line in racer.communicate(timeout=120)[0].split()]
     assert len(claimed) == 30 and len(set(claimed)) == 30
     with session_scope(site.engine) as session:
         workers = set(session.exec(select(Job.worker)).all())
