@@ -54,7 +54,10 @@ def remote_mode(
     from service.remote_cli import REMOTE, REMOTE_COMMANDS
 
     if url and ctx.invoked_subcommand not in REMOTE_COMMANDS:
-        raise typer.BadParameter(f"--url works with {', '.join(sorted(REMOTE_COMMANDS))}", param_hint="--url")
+        if getattr(ctx.get_parameter_source("url"), "name", None) != "COMMANDLINE":
+            url = None  # an exported ENCLAVE_URL (for remote asks) must not break local admin commands
+        else:
+            raise typer.BadParameter(f"--url works with {', '.join(sorted(REMOTE_COMMANDS))}", param_hint="--url")
     REMOTE.url, REMOTE.api_key = url, api_key
 
 
@@ -189,7 +192,8 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
     settings = _settings()
     components = build_components(settings)
     try:
-        ingest_files(components, _files([SAMPLES], True), settings.default_collection, "internal", Progress(console=err))
+        files = _files([SAMPLES], True)
+        ingest_files(components, files, settings.default_collection, "internal", Progress(console=err))
     finally:
         components.close()
     serve(host, port)

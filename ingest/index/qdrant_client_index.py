@@ -1,12 +1,12 @@
 """Qdrant server/cluster adapter on ``qdrant-client``: the scale-out twin of the Edge adapter.
 
 Same named vectors (``dense`` cosine, ``bm25`` sparse with IDF), same payload and payload indexes,
-same hybrid query (a dense and a BM25 prefetch, each filtered, fused as configured: DBSF by
-default, or weighted RRF), so a site can move from the embedded index to a cluster (``enclave index migrate``) and get the same
-answers. The collection is created with the operator's shard count, replication factor and write
-consistency. Upserts go out in batches, several at once. Tests run it on qdrant-client's
-in-process mode (an injected ``QdrantClient(":memory:")``), checked against Edge by congruence
-tests (``tests/ingest/test_index_congruence.py``).
+same hybrid query (a dense and a BM25 prefetch, each filtered, fused as configured: DBSF by default,
+or weighted RRF), so a site can move from the embedded index to a cluster (``enclave index
+migrate``) and get the same answers. The collection is created with the operator's shard count,
+replication factor and write consistency. Upserts go out in batches, several at once. Tests run it
+on qdrant-client's in-process mode (an injected ``QdrantClient(":memory:")``), checked against Edge
+by congruence tests (``tests/ingest/test_index_congruence.py``).
 """
 
 from __future__ import annotations

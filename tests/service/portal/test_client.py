@@ -138,3 +138,13 @@ def test_cli_remote_mode_ingests_asks_and_reports_status(portal: Portal, tmp_pat
     assert status.returncode == 0 and "ready" in status.stdout and portal.url in status.stdout
     refused = _cli(portal, "serve")
     assert refused.returncode == 2 and "--url works with ask, ingest, status" in refused.stderr
+
+
+def test_an_exported_enclave_url_leaves_local_admin_commands_local(tmp_path: Any) -> None:
+    env = {**os.environ, "ENCLAVE_URL": "http://127.0.0.1:9", "ENCLAVE_DATA_DIR": str(tmp_path)}
+    listed = subprocess.run([sys.executable, "-m", "service", "keys", "list"], capture_output=True, text=True,
+                            timeout=180, env=env)
+    assert listed.returncode == 0, listed.stderr
+    explicit = subprocess.run([sys.executable, "-m", "service", "--url", "http://127.0.0.1:9", "keys", "list"],
+                              capture_output=True, text=True, timeout=180, env=env)
+    assert explicit.returncode == 2 and "--url works with" in explicit.stderr
