@@ -32,7 +32,10 @@ _ACTION = "upload|provide|re-export|re-save"
 # Every file in docs/ and what it must give: (mime, a phrase of its text) or (error, message pattern).
 EXPECTED: dict[str, tuple[str | type[IngestError], str]] = {
     "bad/blank.pdf": (EmptyDocument, "no extractable text, even after OCR"),
-    "bad/crazyones-encrypted-256.pdf": (EncryptedDocument, "password-protected, provide the password or an unencrypted copy"),
+    "bad/crazyones-encrypted-256.pdf": (
+        EncryptedDocument,
+        "password-protected, provide the password or an unencrypted copy",
+    ),
     "bad/invalid.pdf": (CorruptDocument, "damaged or truncated"),
     "bad/libreoffice-writer-password.pdf": (EncryptedDocument, "password-protected, provide the password"),
     "bad/truncated.docx": (CorruptDocument, "named .docx but is not a valid DOCX"),
@@ -98,7 +101,9 @@ def test_every_file_has_an_expectation() -> None:
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
-def test_every_document_yields_paged_text_or_a_specific_actionable_reason(parser: UnstructuredParser, name: str) -> None:
+def test_every_document_yields_paged_text_or_a_specific_actionable_reason(
+    parser: UnstructuredParser, name: str
+) -> None:
     expected, phrase = EXPECTED[name]
     outcome = _outcome(parser, name)
     if isinstance(expected, type):
@@ -136,7 +141,11 @@ def _assert_pdf_pages(path: Path, doc: ParsedDocument) -> None:
         # pages 2 and 4 are sideways, page 3 upside down: Tesseract finds the orientation
         ("scanned/cardinal.pdf", {1: "LinnSequencer", 2: "LinnSequencer", 3: "LinnSequencer", 4: "LinnSequencer"}, 4),
         # page 3 is a chart (OCR'd, nothing reliable to assert), page 4 has a text layer
-        ("scanned/multipage.pdf", {1: "going-over in the morning", 2: "pixels", 5: "throne of England", 6: "throne of England"}, 5),
+        (
+            "scanned/multipage.pdf",
+            {1: "going-over in the morning", 2: "pixels", 5: "throne of England", 6: "throne of England"},
+            5,
+        ),
     ],
 )
 def test_scanned_pages_are_read_by_ocr_on_the_right_page(
@@ -171,9 +180,12 @@ def _message_with_attachments() -> bytes:
     message["From"] = "Dr. Zoë Hart <zoe@clinic.example>"
     message["To"] = "records@clinic.example"
     message["Subject"] = "Discharge summary for ward 7"
-    message.set_content("Patient discharged on Friday.\n\nFollow-up in two weeks: café on level 2.", charset="iso-8859-1")
-    message.add_attachment((DOCS / "pdf" / "crazyones.pdf").read_bytes(), maintype="application", subtype="pdf",
-                           filename="crazyones.pdf")
+    message.set_content(
+        "Patient discharged on Friday.\n\nFollow-up in two weeks: café on level 2.", charset="iso-8859-1"
+    )
+    message.add_attachment(
+        (DOCS / "pdf" / "crazyones.pdf").read_bytes(), maintype="application", subtype="pdf", filename="crazyones.pdf"
+    )
     message.add_attachment(b"ward,bed\n7,12\n7,14\n", maintype="text", subtype="csv", filename="beds.csv")
     return message.as_bytes()
 
@@ -221,7 +233,10 @@ def test_csv_is_the_file_with_one_element_per_row(parser: UnstructuredParser) ->
     assert_contract(doc)
     assert (doc.mime, doc.text, doc.pages) == (CSV, _CSV, 1)
     assert [e.text for e in doc.elements] == [
-        "id,name,notes", '1,Alice,"first line\r\nsecond line"', "2,Bob,plain", '3,"Carol, Jr.",x'
+        "id,name,notes",
+        '1,Alice,"first line\r\nsecond line"',
+        "2,Bob,plain",
+        '3,"Carol, Jr.",x',
     ]
     assert all(e.kind == "table" for e in doc.elements)
 
@@ -233,7 +248,9 @@ def test_csv_is_recognised_by_content_not_name(parser: UnstructuredParser) -> No
 
 
 def test_chunks_never_split_a_csv_row(parser: UnstructuredParser, embedder) -> None:  # type: ignore[no-untyped-def]
-    rows = ["patient,ward,diagnosis,notes"] + [f"P{i:04d},W{i % 9},J{i % 97:02d}.{i % 10},stable overnight obs {i}" for i in range(400)]
+    rows = ["patient,ward,diagnosis,notes"] + [
+        f"P{i:04d},W{i % 9},J{i % 97:02d}.{i % 10},stable overnight obs {i}" for i in range(400)
+    ]
     doc = parser.parse(("\n".join(rows) + "\n").encode(), "census.csv")
     chunks = TokenChunker(embedder.tokenizer, 64, 8).chunk(doc)
     assert len(chunks) > 10
