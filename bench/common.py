@@ -27,6 +27,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results"
+LOADAVG_AT_START = [round(x, 2) for x in os.getloadavg()]  # before the bench adds its own load
 CACHE = Path(os.environ.get("ENCLAVE_BENCH_CACHE", REPO / "bench" / ".cache"))
 
 
@@ -156,7 +157,9 @@ def write_json(name: str, payload: dict[str, Any], results: Path = RESULTS) -> P
 
 
 def machine() -> dict[str, Any]:
-    """CPU count, load average and versions: what a reader needs to judge the numbers."""
+    """CPU count, load average, versions and this process's peak RSS: what a reader needs to judge the numbers."""
+    import resource
+
     import torch
 
     return {
@@ -165,6 +168,8 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": LOADAVG_AT_START,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
