@@ -12,10 +12,12 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ingest.embedding.port import SparseEncoder
 from ingest.index.port import ScoredChunk
 from service.generation.port import ChatMessage
 from service.retrieval import Retrieved, citation
 from service.schemas import Citation
+from service.snippets import Focus
 
 NOT_FOUND = "Not found in your documents."
 SYSTEM_PROMPT = (
@@ -26,6 +28,19 @@ SYSTEM_PROMPT = (
 )
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 SOURCE_CHARS = 1100
+MIN_TERM_COVERAGE = 0.5
+MIN_ANSWER_SUPPORT = 0.0
+# Sentences in a source that address the model rather than the reader: masked before prompting,
+# because a 135M-parameter model follows "ignore previous instructions" however the prompt frames it.
+INJECTION = re.compile(
+    r"\b(?:(?:ignore|disregard|forget|override)\s+(?:(?:all|any|the)\s+){0,2}"
+    r"(?:previous|prior|above|earlier|preceding|your|system)(?:\s+\w+){0,2}\s+(?:instructions?|prompts?|rules|directions|guidelines)"
+    r"|(?:system|developer)\s+prompt|you\s+are\s+now|new\s+instructions(?=\s*:)"
+    r"|(?:reply|respond|answer|output)\s+(?:only\s+with|with\s+only))\b",
+    re.IGNORECASE,
+)
+SENTENCE_END = re.compile(r"[.!?\n]")
+REMOVED = "[instruction-like text removed]"
 
 
 @dataclass(frozen=True)
@@ -34,11 +49,18 @@ class CitationCheck:
     dropped: int
 
 
-def has_evidence(retrieved: Retrieved, min_dense_score: float) -> bool:
-    """Whether retrieval found anything close enough to be worth asking the model about."""
+def has_evidence(retrieved: Retrieved, min_dense_score: float, min_term_coverage: float = MIN_TERM_COVERAGE) -> bool:
+    """Whether retrieval found anything close enough to be worth asking the model about.
+
+    Two signals must agree: the best dense cosine (the topic is there) and the share of the
+    question's terms found in the top sources (its specifics are there). Thresholds calibrated on
+    answerable and unanswerable questions: see README, "Answers and refusals".
+    """
     if not retrieved.chunks:
         return False
-    return retrieved.best_dense_score is None or retrieved.best_dense_score >= min_dense_score
+    if retrieved.best_dense_score is not None and retrieved.best_dense_score < min_dense_score:
+        return False
+    return retrieved.term_coverage is None or retrieved.term_coverage >= min_term_coverage
 
 
 def build_messages(question: str, sources: Sequence[ScoredChunk]) -> list[ChatMessage]:
@@ -52,7 +74,23 @@ def _source_block(number: int, chunk: ScoredChunk) -> str:
     record = chunk.record
     page = f", page {record.page}" if record.page else ""
     text = record.text if len(record.text) <= SOURCE_CHARS else record.text[:SOURCE_CHARS] + " …"
-    return f"[{number}] ({record.title}{page})\n{text}"
+    return f"[{number}] ({record.title}{page})\n{neutralise(text)}"
+
+
+def neutralise(text: str) -> str:
+    """Mask sentences that try to instruct the model (the citation still points at the original text)."""
+    parts: list[str] = []
+    done = 0
+    for match in INJECTION.finditer(text):
+        if match.start() < done:
+            continue  # inside a sentence already masked
+        start = max([done] + [text.rfind(c, done, match.start()) + 1 for c in ".!?\n"])
+        start += len(text[start : match.start()]) - len(text[start : match.start()].lstrip())
+        end_match = SENTENCE_END.search(text, match.end())
+        end = end_match.end() if end_match else len(text)
+        parts.append(text[done:start] + REMOVED)
+        done = end
+    return "".join(parts) + text[done:]
 
 
 def check_citations(answer: str, source_count: int) -> CitationCheck:
@@ -78,15 +116,40 @@ def strip_invalid_markers(answer: str, source_count: int) -> str:
     return MARKER.sub(keep_valid, answer)
 
 
-def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: int) -> tuple[list[Citation], int]:
+def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: int,
+                  focus: Focus | None = None) -> tuple[list[Citation], int]:
     """Every supplied source in rank order (= its marker), flagged ``cited`` when the answer uses it."""
     check = check_citations(answer, len(sources))
-    cites = [citation(chunk, n, snippet_chars, cited=n in check.cited) for n, chunk in enumerate(sources, start=1)]
+    cites = [citation(chunk, n, snippet_chars, n in check.cited, focus) for n, chunk in enumerate(sources, start=1)]
     return cites, check.dropped
 
 
 def is_refusal(answer: str) -> bool:
     return "not found in your documents" in answer.lower()
+
+
+def answer_support(answer: str, sources: Sequence[ScoredChunk], encoder: SparseEncoder) -> float | None:
+    """Share of the answer's words (BM25 terms: stemmed, stopwords dropped) that occur in the sources.
+
+    A small model that invents ("the dress code is business casual") writes words no source has;
+    one that answers from the sources mostly copies them. None when the answer has no terms.
+    """
+    terms = set(encoder.embed_query(MARKER.sub(" ", answer)).indices)
+    if not terms:
+        return None
+    seen: set[int] = set()
+    for chunk in sources:
+        seen.update(encoder.embed_passage(f"{chunk.record.title}\n{chunk.record.text}").indices)
+    return len(terms & seen) / len(terms)
+
+
+def is_answer(answer: str, sources: Sequence[ScoredChunk], encoder: SparseEncoder,
+              min_support: float = MIN_ANSWER_SUPPORT) -> bool:
+    """Whether the model's text may go out as an answer: not empty, not its own refusal, and grounded."""
+    if not answer or is_refusal(answer):
+        return False
+    support = answer_support(answer, sources, encoder)
+    return support is None or support >= min_support
 
 
 def collect(tokens: Iterator[str]) -> str:

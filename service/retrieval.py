@@ -9,6 +9,7 @@ from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, SparseVector, VectorIndex, admits
 from ingest.telemetry import span
 from service.schemas import Citation
+from service.snippets import Focus, snippet
 
 EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k): fixed, so any k gates alike
 
@@ -16,11 +17,13 @@ EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k)
 @dataclass(frozen=True)
 class Retrieved:
     """Ranked chunks and the evidence strength: best dense cosine, and ``term_coverage``: the share of
-    the question's BM25 terms (stemmed, stopwords dropped) found in the top chunks' titles and text."""
+    the question's BM25 terms (stemmed, stopwords dropped) found in the top chunks' titles and text;
+    ``query_terms``: those terms, which focus each citation's snippet on the sentences that hold them."""
 
     chunks: list[ScoredChunk]
     best_dense_score: float | None
     term_coverage: float | None = None
+    query_terms: frozenset[int] = frozenset()
 
 
 class SearchStack(Protocol):
@@ -39,6 +42,8 @@ class SearchStack(Protocol):
 def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
              mode: SearchMode = "hybrid") -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query."""
+    if access.document_ids is not None and not access.document_ids:
+        return Retrieved([], None)  # metadata filters admitted no document
     with span("retrieve", **{"enclave.k": k, "enclave.mode": mode, "enclave.tenant": access.tenant}) as current:
         with span("retrieve.embed_query"):
             dense = components.embedder.embed_query(query)
@@ -47,7 +52,8 @@ def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
             result = components.index.search(dense, sparse, access, k, mode)
         allowed = [c for c in result.chunks if _admitted(c, access)]
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
-    return Retrieved(allowed, result.best_dense_score, term_coverage(components.sparse, sparse, allowed))
+    coverage = term_coverage(components.sparse, sparse, allowed)
+    return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
 
 
 def term_coverage(encoder: SparseEncoder, query_terms: SparseVector, chunks: list[ScoredChunk]) -> float | None:
@@ -70,10 +76,11 @@ def _admitted(chunk: ScoredChunk, access: AccessFilter) -> bool:
     return admits(access, chunk.record)
 
 
-def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = True) -> Citation:
+def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = True,
+             focus: Focus | None = None) -> Citation:
+    """The public form of a source; with ``focus``, its snippet shows the sentences holding the question's terms."""
     record = chunk.record
-    text = record.text
-    snippet = text if len(text) <= snippet_chars else text[:snippet_chars].rsplit(" ", 1)[0] + " …"
     return Citation(marker=marker, document_id=record.document_id, title=record.title, page=record.page,
-                    page_end=record.page_end, start=record.start, end=record.end, snippet=snippet,
+                    page_end=record.page_end, start=record.start, end=record.end,
+                    snippet=snippet(record.text, snippet_chars, focus),
                     score=round(chunk.score, 6), cited=cited, ocr=record.ocr)

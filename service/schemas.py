@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ingest.store.models import Document, Job
+from service.filters import QueryFilters
 from service.jsontypes import JsonBool, numbers_only
 
 
@@ -29,6 +30,7 @@ class QueryRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(default=None, ge=1, le=50)
     collections: list[str] | None = None
+    filters: QueryFilters | None = Field(default=None, description="document type, date range, metadata values")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     stream: JsonBool = False
 
@@ -47,6 +49,7 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=10, ge=1, le=100)
     collections: list[str] | None = None
+    filters: QueryFilters | None = Field(default=None, description="document type, date range, metadata values")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
     _numbers = numbers_only("k")

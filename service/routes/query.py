@@ -10,28 +10,43 @@ from fastapi.responses import StreamingResponse
 
 from ingest.audit.trail import AuditUnavailable
 from ingest.errors import EnclaveError
+from ingest.index.port import AccessFilter
 from service import answering
 from service.auth import Principal, require
 from service.compliance.answers import answer_rule, redact_answer
 from service.compliance.context import AuditDep, RequestAudit, actor_of
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
+from service.filters import QueryFilters, narrow
+from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams
 from service.retrieval import Retrieved, citation, retrieve
 from service.schemas import QueryRequest, QueryResponse, SearchRequest, SearchResponse
+from service.snippets import Focus
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
 def _params(state: AppState, principal: Principal) -> GenerationParams:
     cfg = state.settings.generator
+    salt = tenant_cache_salt(state.components.compliance.keyring, principal.tenant)
     return GenerationParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, timeout_s=cfg.timeout_s,
-                            frequency_penalty=cfg.frequency_penalty, cache_salt=f"tenant:{principal.tenant}")
+                            frequency_penalty=cfg.frequency_penalty, cache_salt=salt)
+
+
+def _access(state: AppState, principal: Principal, collections: list[str] | None,
+            filters: QueryFilters | None) -> AccessFilter:
+    """The caller's index filter, narrowed to the documents the request's metadata filters admit."""
+    return narrow(principal.access(collections), filters, state.components.engine)
 
 
 def _retrieve(state: AppState, principal: Principal, req: QueryRequest) -> Retrieved:
     k = req.k or state.settings.retrieval.k
-    return retrieve(state.components, req.query, principal.access(req.collections), k, req.mode)
+    return retrieve(state.components, req.query, _access(state, principal, req.collections, req.filters), k, req.mode)
+
+
+def _focus(state: AppState, retrieved: Retrieved) -> Focus:
+    return Focus(state.components.sparse, retrieved.query_terms)
 
 
 def _not_found(model: str | None) -> QueryResponse:
@@ -75,7 +90,8 @@ def _finish(state: AppState, text: str, retrieved: Retrieved) -> QueryResponse:
     model = state.generator.model_name
     if not text or answering.is_refusal(text):
         return _not_found(model)
-    cites, dropped = answering.citations_for(text, retrieved.chunks, state.settings.retrieval.snippet_chars)
+    cites, dropped = answering.citations_for(text, retrieved.chunks, state.settings.retrieval.snippet_chars,
+                                             _focus(state, retrieved))
     clean = answering.strip_invalid_markers(text, len(retrieved.chunks))
     return QueryResponse(answer=clean, found=True, citations=cites, model=model, dropped_citations=dropped)
 
@@ -147,8 +163,10 @@ def query(state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: Au
 def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: AuditDep) -> SearchResponse:
     """Ranked chunks only, no generation."""
     with audit.failures("search.performed", query=req.query):
-        retrieved = retrieve(state.components, req.query, principal.access(req.collections), req.k, req.mode)
+        access = _access(state, principal, req.collections, req.filters)
+        retrieved = retrieve(state.components, req.query, access, req.k, req.mode)
     audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in retrieved.chunks],
                  document_ids=[c.record.document_id for c in retrieved.chunks], detail={"results": len(retrieved.chunks)})
-    snippet = state.settings.retrieval.snippet_chars
-    return SearchResponse(results=[citation(c, i, snippet) for i, c in enumerate(retrieved.chunks, start=1)])
+    snippet, focus = state.settings.retrieval.snippet_chars, _focus(state, retrieved)
+    ranked = enumerate(retrieved.chunks, start=1)
+    return SearchResponse(results=[citation(c, i, snippet, focus=focus) for i, c in ranked])
