@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -174,6 +175,8 @@ class OpenAICompatibleGenerator(Generator):
             body["cache_salt"] = params.cache_salt
         if params.frequency_penalty:
             body["frequency_penalty"] = params.frequency_penalty
+        if params.json_schema is not None:
+            body["response_format"] = response_format(params.json_schema)
         return body
 
     def _raise_for_status(self, resp: httpx.Response) -> None:
@@ -267,6 +270,16 @@ def sse_data(lines: Iterable[str]) -> Iterator[str | None]:
                 buffer.append(value.removeprefix(" "))
     if buffer:
         yield "\n".join(buffer)
+
+
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` that makes a server constrain its answer to ``schema``.
+
+    vLLM compiles it into a grammar (guided decoding); ``strict`` asks servers that would otherwise
+    treat the schema as a hint to enforce it.
+    """
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "answer"))[:64]
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": True}}
 
 
 def error_message(payload: Any) -> str:

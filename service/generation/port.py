@@ -17,9 +17,9 @@ Contract every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ingest.errors import EnclaveError
 
@@ -52,6 +52,9 @@ class GenerationParams:
     cache_salt: str | None = None  # per-tenant salt for vLLM's prefix cache; sent only when set
     frequency_penalty: float = 0.0  # discourages the loops small models fall into; sent only when non-zero
     timeout_s: float = 60.0
+    # A JSON schema the answer must follow (vLLM's guided decoding, sent as an OpenAI
+    # ``response_format``); its optional "title" names it. The answer is still returned as text.
+    json_schema: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 class GeneratorError(EnclaveError):
