@@ -61,6 +61,24 @@ class GeneratorSettings(BaseModel):
     n_ctx: int = 2048
 
 
+class RerankSettings(BaseModel):
+    """Optional second stage: ``vllm`` (a served cross-encoder's ``/rerank``) or ``mmr`` (diversity)."""
+
+    kind: Literal["none", "mmr", "vllm"] = "none"
+    base_url: str | None = None  # vllm: the server root, e.g. http://reranker:8000
+    model: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = 10.0
+    candidates: int = Field(default=30, ge=1, le=200)  # fetched from the index for the reranker to reorder
+    mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _vllm_needs_url(self) -> RerankSettings:
+        if self.kind == "vllm" and not self.base_url:
+            raise ValueError("retrieval.rerank.kind=vllm needs ENCLAVE_RETRIEVAL__RERANK__BASE_URL")
+        return self
+
+
 class RetrievalSettings(BaseModel):
     """How many sources reach the model, and the evidence needed to answer at all."""
 
@@ -68,6 +86,7 @@ class RetrievalSettings(BaseModel):
     candidates: int = Field(default=50, ge=1, le=500)
     min_dense_score: float = 0.22
     snippet_chars: int = 300
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
 
 
 class ObservabilitySettings(BaseModel):
@@ -132,6 +151,12 @@ class OidcSettings(BaseModel):
     roles_claim: str | None = None
     static_tenant: str | None = None  # a single-tenant provider: every token belongs to this tenant
     role_map: dict[str, str] = {}
+    # The web page's sign-in (authorisation code + PKCE, a public client): its client id, and the
+    # provider's endpoints (default: read from the issuer's /.well-known/openid-configuration).
+    web_client_id: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    web_scope: str = "openid profile"
 
     @property
     def configured(self) -> bool:

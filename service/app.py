@@ -22,6 +22,7 @@ from service.portal import install_portal, route_options, start_deliverer
 from service.routes import chat, documents, health, query, webhooks
 from service.routes import keys as api_keys
 from service.routes import policy as access_policy
+from service.web import install_web
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     install_error_handlers(app)
     install_observability(app, settings or (state.settings if state else get_settings()))
     install_portal(app, settings or (state.settings if state else get_settings()))
+    install_web(app, settings or (state.settings if state else get_settings()))
     for router in (health.router, documents.router, query.router, compliance.router, chat.router, webhooks.router,
                    api_keys.router, access_policy.router):
         app.include_router(router, **route_options(router))

@@ -1,0 +1,79 @@
+// The auditor's view: the trail filtered by who, which document, what and when; the hash chain's
+// verification; and an export of the filtered records as JSON (every page of them).
+import {api} from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 1000;
+
+function filters() {
+  const query = new URLSearchParams();
+  for (const name of ["actor", "document", "action"]) {
+    const value = $(`f-${name}`).value.trim();
+    if (value) query.set(name, value);
+  }
+  for (const name of ["from", "to"]) {
+    const value = $(`f-${name}`).value;  // datetime-local is the auditor's local time
+    if (value) query.set(name, new Date(value).toISOString());
+  }
+  return query;
+}
+
+function row(r) {
+  const tr = document.createElement("tr");
+  for (const value of [r.seq, r.time, r.subject, r.action, r.outcome, r.document_ids.join(", ")]) {
+    const td = document.createElement("td");
+    td.textContent = value;
+    tr.append(td);
+  }
+  return tr;
+}
+
+async function search(event) {
+  event?.preventDefault();
+  $("audit-error").textContent = "";
+  try {
+    const page = await api(`/v1/audit?${filters()}&limit=200`);
+    $("audit-rows").replaceChildren(...page.records.map(row));
+    $("audit-caption").textContent = `Records (${page.records.length}${page.records.length === 200 ? ", first 200: narrow the filters or export" : ""})`;
+  } catch (e) {
+    $("audit-error").textContent = e.message;
+  }
+}
+
+async function verify() {
+  $("chain").textContent = "Verifying the chain…";
+  try {
+    const result = await api("/v1/audit/verify");
+    $("chain").dataset.ok = String(result.ok);
+    $("chain").textContent = result.ok
+      ? `Chain verified: ${result.records} records intact (head #${result.head_seq}).`
+      : `Chain BROKEN at record ${result.first_broken_seq}: ${result.problem || "the trail was altered"}.`;
+  } catch (e) {
+    $("chain").textContent = `The chain could not be verified: ${e.message}`;
+  }
+}
+
+async function exportRecords() {
+  const records = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await api(`/v1/audit?${filters()}&limit=${PAGE}&offset=${offset}`);
+    records.push(...page.records);
+    if (page.records.length < PAGE) break;
+  }
+  const blob = new Blob([JSON.stringify(records, null, 2)], {type: "application/json"});
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `enclave-audit-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+export function initAudit() {
+  $("audit-form").addEventListener("submit", search);
+  $("verify").addEventListener("click", verify);
+  $("export").addEventListener("click", () => exportRecords().catch((e) => { $("audit-error").textContent = e.message; }));
+}
+
+export async function openAudit() {
+  await Promise.all([verify(), search()]);
+}
