@@ -28,6 +28,7 @@ from service.chat.schemas import (
 )
 from service.compliance.context import RequestAudit
 from service.context import AppState
+from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams
 from service.retrieval import retrieve
 from service.routes.query import audited_answer, stream_answer
@@ -46,8 +47,9 @@ def conversation(req: ChatCompletionRequest) -> list[Turn]:
 
 
 def _rewrite_params(state: AppState, principal: Principal) -> GenerationParams:
+    salt = tenant_cache_salt(state.components.compliance.keyring, principal.tenant)
     return GenerationParams(max_tokens=REWRITE_MAX_TOKENS, temperature=0.0,
-                            timeout_s=state.settings.generator.timeout_s, cache_salt=f"tenant:{principal.tenant}")
+                            timeout_s=state.settings.generator.timeout_s, cache_salt=salt)
 
 
 def prepare(state: AppState, principal: Principal, req: ChatCompletionRequest) -> tuple[QueryRequest, Standalone]:
