@@ -1,4 +1,4 @@
-"""The ``enclave`` command line: ingest, ask, serve, status, up, eval."""
+"""The ``enclave`` command line: ingest, ask, serve, status, up, eval, export-model."""
 
 from __future__ import annotations
 
@@ -197,6 +197,21 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
     finally:
         components.close()
     serve(host, port)
+
+
+@app.command(name="export-model")
+def export_model(
+    models_dir: Annotated[Path | None, typer.Option(help="parent folder (default: <data dir>/models)")] = None,
+) -> None:
+    """Convert the packaged SmolLM2 GGUF to a Hugging Face folder for vLLM (once); prints its path."""
+    from ingest.errors import EnclaveError
+    from service.generation.hf_model import hf_model_dir
+
+    try:
+        print(hf_model_dir(models_dir or _settings().data_dir / "models"))
+    except EnclaveError as exc:
+        err.print(f"error: {exc.message}")
+        raise typer.Exit(2) from exc
 
 
 @app.command(name="eval")

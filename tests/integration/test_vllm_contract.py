@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from ingest.runtime import Components, build_components
-from service import answering
+from service import answering, cli
 from service.app import create_app
 from service.auth import Principal
 from service.context import build_state, make_generator
@@ -72,6 +73,12 @@ def test_the_packaged_gguf_converts_once_to_a_hugging_face_folder(vllm_model_dir
     started = time.monotonic()
     assert hf_model_dir(MODEL_CACHE) == vllm_model_dir
     assert time.monotonic() - started < 1 and (vllm_model_dir / MARKER_NAME).stat().st_mtime_ns == marker
+
+
+def test_enclave_export_model_prints_the_converted_folder(vllm_model_dir: Path) -> None:
+    result = CliRunner().invoke(cli.app, ["export-model", "--models-dir", str(MODEL_CACHE)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(vllm_model_dir)
 
 
 # -- chat completions through our client ---------------------------------------------------------
