@@ -12,6 +12,8 @@ from ingest.worker import BackgroundWorker
 from service.auth.access import AccessControl, build_access
 from service.generation.port import Generator
 from service.observability import instrument
+from service.rerank.factory import make_reranker
+from service.rerank.port import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class AppState:
     worker: BackgroundWorker | None
     retention: RetentionScheduler | None = None
     access: AccessControl | None = None  # None: every authenticated route answers 503 (fail closed)
+    reranker: Reranker | None = None  # optional second stage (settings.retrieval.rerank)
 
     def close(self) -> None:
         if self.retention is not None:
@@ -67,7 +70,9 @@ def build_state(
     worker = BackgroundWorker(components) if start_worker else None
     if worker is not None:
         worker.start()
-    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker), access)
+    reranker = make_reranker(settings.retrieval.rerank, components.sparse)
+    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker), access,
+                    reranker)
 
 
 def _start_compliance_tasks(components: Components, background: bool) -> RetentionScheduler | None:

@@ -8,6 +8,7 @@ from typing import Protocol
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, SparseVector, VectorIndex, admits
 from ingest.telemetry import span
+from service.rerank.port import Reranker
 from service.schemas import Citation
 from service.snippets import Focus, snippet
 
@@ -40,8 +41,11 @@ class SearchStack(Protocol):
 
 
 def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
-             mode: SearchMode = "hybrid") -> Retrieved:
-    """Top-``k`` chunks the caller may see; the filter runs inside the index query."""
+             mode: SearchMode = "hybrid", reranker: Reranker | None = None) -> Retrieved:
+    """Top-``k`` chunks the caller may see; the filter runs inside the index query.
+
+    With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
+    """
     if access.document_ids is not None and not access.document_ids:
         return Retrieved([], None)  # metadata filters admitted no document
     with span("retrieve", **{"enclave.k": k, "enclave.mode": mode, "enclave.tenant": access.tenant}) as current:
@@ -49,8 +53,12 @@ def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
             dense = components.embedder.embed_query(query)
             sparse = components.sparse.embed_query(query)
         with span("retrieve.search"):
-            result = components.index.search(dense, sparse, access, k, mode)
+            fetch = max(k, reranker.candidates) if reranker is not None else k
+            result = components.index.search(dense, sparse, access, fetch, mode)
         allowed = [c for c in result.chunks if _admitted(c, access)]
+        if reranker is not None:
+            with span("retrieve.rerank"):
+                allowed = reranker.rerank(query, allowed, k)
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
     coverage = term_coverage(components.sparse, sparse, allowed)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))

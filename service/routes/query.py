@@ -42,7 +42,8 @@ def _access(state: AppState, principal: Principal, collections: list[str] | None
 
 def _retrieve(state: AppState, principal: Principal, req: QueryRequest) -> Retrieved:
     k = req.k or state.settings.retrieval.k
-    return retrieve(state.components, req.query, _access(state, principal, req.collections, req.filters), k, req.mode)
+    access = _access(state, principal, req.collections, req.filters)
+    return retrieve(state.components, req.query, access, k, req.mode, state.reranker)
 
 
 def _focus(state: AppState, retrieved: Retrieved) -> Focus:
@@ -164,7 +165,7 @@ def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: 
     """Ranked chunks only, no generation."""
     with audit.failures("search.performed", query=req.query):
         access = _access(state, principal, req.collections, req.filters)
-        retrieved = retrieve(state.components, req.query, access, req.k, req.mode)
+        retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker)
     audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in retrieved.chunks],
                  document_ids=[c.record.document_id for c in retrieved.chunks], detail={"results": len(retrieved.chunks)})
     snippet, focus = state.settings.retrieval.snippet_chars, _focus(state, retrieved)

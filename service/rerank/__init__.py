@@ -1,0 +1,1 @@
+"""Optional second-stage ranking of retrieved candidates: a site's reranker model, or MMR for diversity."""
