@@ -19,6 +19,17 @@ if ! command -v tesseract >/dev/null 2>&1; then
     fi
 fi
 
+# 0b. With --test: Debian's Chromium for the web page's browser tests (tests/web/, driven by Playwright
+#     through executable_path, so Playwright's own browser download is never needed); only when missing.
+if [[ -n "$extras" && ! -x /usr/bin/chromium ]]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if command -v apt-get >/dev/null 2>&1; then
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+    else
+        echo "warning: /usr/bin/chromium not found and no apt-get; the browser tests will be skipped" >&2
+    fi
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip

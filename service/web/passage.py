@@ -55,14 +55,28 @@ def passage_of(document: Document, chunks: list[ChunkRecord], start: int, end: i
     current = sorted([c for c in chunks if c.version == document.version] or chunks, key=lambda c: c.ordinal)
     at = next((i for i, c in enumerate(current) if c.start == start and c.end == end), None)
     if at is None:
-        raise NotFound(f"no cited passage at characters {start}-{end} of document {document.id}; "
-                       "ask again: the document may have a newer version", param="start")
+        raise NotFound(
+            f"no cited passage at characters {start}-{end} of document {document.id}; "
+            "ask again: the document may have a newer version",
+            param="start",
+        )
     shown = current[max(0, at - CONTEXT) : at + CONTEXT + 1]
     cited = current[at]
     text, offset, low, high = _lay_out(shown, cited)
-    return Passage(document_id=document.id, title=document.title, page=cited.page, page_end=cited.page_end,
-                   ocr=cited.ocr, start=start, end=end, offset=offset, text=text, highlight_start=low,
-                   highlight_end=high, chunk_ids=[c.id for c in shown])
+    return Passage(
+        document_id=document.id,
+        title=document.title,
+        page=cited.page,
+        page_end=cited.page_end,
+        ocr=cited.ocr,
+        start=start,
+        end=end,
+        offset=offset,
+        text=text,
+        highlight_start=low,
+        highlight_end=high,
+        chunk_ids=[c.id for c in shown],
+    )
 
 
 def _lay_out(chunks: list[ChunkRecord], cited: ChunkRecord) -> tuple[str, int, int, int]:

@@ -24,13 +24,19 @@ from service.web.signin import WebSignIn
 router = APIRouter(tags=["web"])
 public = APIRouter(tags=["web"])  # no credential needed: the page reads it before anyone signs in
 
-VIEWS = {"ask": ("query", ("reader",)), "documents": ("read_document", ("reader", "contributor")),
-         "upload": ("ingest", ("contributor",)), "audit": ("audit.read", ("auditor",))}
+VIEWS = {
+    "ask": ("query", ("reader",)),
+    "documents": ("read_document", ("reader", "contributor")),
+    "upload": ("ingest", ("contributor",)),
+    "audit": ("audit.read", ("auditor",)),
+}
 
 
 class WebConfig(BaseModel):
     mode: str
-    oidc: dict[str, str] | None = Field(description="the provider's endpoints and the page's client id; null: API keys only")
+    oidc: dict[str, str] | None = Field(
+        description="the provider's endpoints and the page's client id; null: API keys only"
+    )
 
 
 class Me(BaseModel):
@@ -53,14 +59,26 @@ async def web_config(request: Request, state: StateDep) -> WebConfig:
 def me(principal: PrincipalDep, access: AccessDep) -> Me:
     """The caller as Enclave sees it, and which views of the web page the access policy allows it."""
     views = {name: access.decide(principal, action, roles).allowed for name, (action, roles) in VIEWS.items()}
-    return Me(tenant=principal.tenant, subject=principal.subject, roles=list(principal.roles),
-              auth_method=principal.auth_method, views=views)
+    return Me(
+        tenant=principal.tenant,
+        subject=principal.subject,
+        roles=list(principal.roles),
+        auth_method=principal.auth_method,
+        views=views,
+    )
 
 
-@router.get("/v1/documents/{document_id}/passage", response_model=Passage, tags=["query"],
-            dependencies=[require("reader", action="query")])
+@router.get(
+    "/v1/documents/{document_id}/passage",
+    response_model=Passage,
+    tags=["query"],
+    dependencies=[require("reader", action="query")],
+)
 def passage(
-    state: StateDep, principal: PrincipalDep, audit: AuditDep, document_id: str,
+    state: StateDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
+    document_id: str,
     start: Annotated[int, Query(ge=0, description="the citation's start")],
     end: Annotated[int, Query(gt=0, description="the citation's end")],
 ) -> Passage:
@@ -68,8 +86,7 @@ def passage(
     with audit.failures("passage.read", document_ids=[document_id]):
         document = visible_document(state.components, principal, document_id)  # else "not found", as if missing
         found = passage_of(document, document_chunks(state.components, principal, document), start, end)
-    audit.record("passage.read", document_ids=[document_id], chunk_ids=found.chunk_ids,
-                 detail={"start": start, "end": end})
+    audit.record(
+        "passage.read", document_ids=[document_id], chunk_ids=found.chunk_ids, detail={"start": start, "end": end}
+    )
     return found
-
-

@@ -29,8 +29,13 @@ class OidcClient:
     scope: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"issuer": self.issuer, "client_id": self.client_id, "scope": self.scope,
-                "authorization_endpoint": self.authorization_endpoint, "token_endpoint": self.token_endpoint}
+        return {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "scope": self.scope,
+            "authorization_endpoint": self.authorization_endpoint,
+            "token_endpoint": self.token_endpoint,
+        }
 
 
 def origin_of(url: str) -> str:
@@ -58,10 +63,9 @@ class WebSignIn:
         oidc = self._oidc
         if not (oidc.configured and oidc.web_client_id and oidc.issuer):
             return None
-        authorize, token = oidc.authorization_endpoint, oidc.token_endpoint
-        if not (authorize and token):
-            found = _discover(oidc.issuer)
-            authorize, token = authorize or found.get("authorization_endpoint"), token or found.get("token_endpoint")
+        found = {} if oidc.authorization_endpoint and oidc.token_endpoint else _discover(oidc.issuer)
+        authorize = oidc.authorization_endpoint or found.get("authorization_endpoint")
+        token = oidc.token_endpoint or found.get("token_endpoint")
         if not (isinstance(authorize, str) and isinstance(token, str)):
             return None
         return OidcClient(oidc.issuer, oidc.web_client_id, authorize, token, oidc.web_scope)

@@ -21,11 +21,20 @@ from tests.conftest import DEV_KEY, REPO
 from tests.web.fake_idp import AUDIENCE, CLIENT_ID, FakeIdP
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(os.environ.get("ENCLAVE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "web"
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: "
-                                    "run `bash scripts/install.sh --test` (apt-installs Debian's chromium)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is missing: run `bash scripts/install.sh --test` (apt-installs Debian's chromium)",
+)
 
 
 def _free_port() -> int:
@@ -40,15 +49,25 @@ class Enclave:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root, self.port = root, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "ENCLAVE_DATA_DIR": str(root / "data"), "ENCLAVE_DEV_API_KEY": DEV_KEY,
-                    "ENCLAVE_API__RATE_LIMIT_PER_S": "0", "ENCLAVE_GENERATOR__MAX_TOKENS": "64", **env}
+        self.env = {
+            **os.environ,
+            "ENCLAVE_DATA_DIR": str(root / "data"),
+            "ENCLAVE_DEV_API_KEY": DEV_KEY,
+            "ENCLAVE_API__RATE_LIMIT_PER_S": "0",
+            "ENCLAVE_GENERATOR__MAX_TOKENS": "64",
+            **env,
+        }
         self.log = root / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(self.port)],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]

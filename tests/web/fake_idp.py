@@ -36,7 +36,9 @@ class FakeIdP:
 
     subject: str = "alice"
     roles: tuple[str, ...] = ("auditor",)
-    key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -65,13 +67,28 @@ class FakeIdP:
     def jwk(self) -> dict[str, Any]:
         numbers = self.key.public_key().public_numbers()
         raw = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")  # noqa: E731
-        return {"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": b64url(raw(numbers.n)), "e": b64url(raw(numbers.e))}
+        return {
+            "kty": "RSA",
+            "kid": "k1",
+            "use": "sig",
+            "alg": "RS256",
+            "n": b64url(raw(numbers.n)),
+            "e": b64url(raw(numbers.e)),
+        }
 
     def get(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
         if parts.path == "/.well-known/openid-configuration":
-            return _json(h, 200, {"issuer": self.url, "authorization_endpoint": f"{self.url}/authorize",
-                                  "token_endpoint": f"{self.url}/token", "jwks_uri": f"{self.url}/jwks"})
+            return _json(
+                h,
+                200,
+                {
+                    "issuer": self.url,
+                    "authorization_endpoint": f"{self.url}/authorize",
+                    "token_endpoint": f"{self.url}/token",
+                    "jwks_uri": f"{self.url}/jwks",
+                },
+            )
         if parts.path == "/jwks":
             return _json(h, 200, {"keys": [self.jwk()]})
         if parts.path == "/authorize":
@@ -89,13 +106,24 @@ class FakeIdP:
         form = {k: v[0] for k, v in parse_qs(h.rfile.read(int(h.headers["Content-Length"])).decode()).items()}
         self.token_requests.append(form)
         asked = self.codes.pop(form.get("code", ""), None)
-        if asked is None or asked.get("code_challenge_method") != "S256" or s256(form.get("code_verifier", "")) != asked["code_challenge"]:
+        if (
+            asked is None
+            or asked.get("code_challenge_method") != "S256"
+            or s256(form.get("code_verifier", "")) != asked["code_challenge"]
+        ):
             return _json(h, 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"})
         if form.get("redirect_uri") != asked["redirect_uri"] or form.get("client_id") != asked["client_id"]:
             return _json(h, 400, {"error": "invalid_grant", "error_description": "redirect_uri or client_id differ"})
         now = int(time.time())
-        claims = {"iss": self.url, "aud": AUDIENCE, "sub": self.subject, "tenant": "default", "roles": list(self.roles),
-                  "iat": now, "exp": now + 600}
+        claims = {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": self.subject,
+            "tenant": "default",
+            "roles": list(self.roles),
+            "iat": now,
+            "exp": now + 600,
+        }
         token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
         return _json(h, 200, {"access_token": token, "token_type": "Bearer", "expires_in": 600})
 

@@ -6,6 +6,7 @@ reader and working for an auditor, deletion with its receipt, and /docs renderin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,7 +115,9 @@ def test_not_found_is_shown_plainly(page: Watched, enclave: Enclave) -> None:
 
 
 def test_a_reader_cannot_open_the_auditor_view(page: Watched, enclave: Enclave) -> None:
-    created = httpx.post(f"{enclave.url}/v1/keys", json={"roles": ["reader"], "name": "web-reader"}, headers=DEV_HEADERS)
+    created = httpx.post(
+        f"{enclave.url}/v1/keys", json={"roles": ["reader"], "name": "web-reader"}, headers=DEV_HEADERS
+    )
     assert created.status_code == 201, created.text
     reader = created.json()["key"]
     p = page.page
@@ -123,11 +126,15 @@ def test_a_reader_cannot_open_the_auditor_view(page: Watched, enclave: Enclave) 
     assert p.locator(".tab[data-view=audit]").is_hidden()
     p.evaluate("location.hash = '#audit'")
     assert p.locator("#view-audit").is_hidden() and p.locator("#view-ask").is_visible()
-    status = p.evaluate("key => fetch('/v1/audit', {headers: {Authorization: `Bearer ${key}`}}).then(r => r.status)", reader)
+    status = p.evaluate(
+        "key => fetch('/v1/audit', {headers: {Authorization: `Bearer ${key}`}}).then(r => r.status)", reader
+    )
     assert status == 403
     p.locator(".tab[data-view=documents]").click()
     p.locator("#doc-rows tr", has_text=NDA.stem).wait_for()  # a reader sees the tenant's open documents...
-    assert p.locator("#upload-form").is_hidden() and p.locator("#doc-rows button").count() == 0  # ...but cannot change them
+    assert (
+        p.locator("#upload-form").is_hidden() and p.locator("#doc-rows button").count() == 0
+    )  # ...but cannot change them
 
 
 def test_oidc_sign_in_with_pkce_opens_the_auditor_view(page: Watched, enclave: Enclave, idp: FakeIdP) -> None:
@@ -150,7 +157,7 @@ def test_oidc_sign_in_with_pkce_opens_the_auditor_view(page: Watched, enclave: E
     assert p.locator("#audit-rows tr").count() == p.locator("#audit-rows tr", has_text="passage.read").count()
     with p.expect_download() as download:
         p.get_by_role("button", name="Export JSON").click()
-    records = json.loads(open(download.value.path(), encoding="utf-8").read())
+    records = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     assert records and {r["action"] for r in records} == {"passage.read"} and records[0]["chunk_ids"]
 
 
@@ -162,7 +169,9 @@ def test_pkce_challenge_is_the_s256_of_a_fresh_verifier(page: Watched, enclave: 
         const verifier = pkce.randomString(32);
         return [verifier, await pkce.challengeOf(verifier)];
     }""")
-    assert len(verifier) == 43 and set(verifier) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert len(verifier) == 43 and set(verifier) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )
     assert challenge == s256(verifier) and "=" not in challenge
 
 
