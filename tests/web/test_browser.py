@@ -64,19 +64,25 @@ def test_page_headers_are_strict(enclave: Enclave) -> None:
     assert "<script>" not in page_html and " style=" not in page_html and "http" not in page_html.split("</head>")[0]
 
 
-def test_upload_then_ask_then_open_the_cited_span(page: Watched, enclave: Enclave) -> None:
+def test_upload_then_ask_then_open_the_cited_span(page: Watched, enclave: Enclave, tmp_path: Path) -> None:
     p = page.page
     p.add_init_script(TEE_QUERY_STREAM)
     sign_in_with_key(p, enclave.url, DEV_KEY)
     assert DEV_KEY not in stored_anywhere(p)  # the key lives in memory only
 
     p.locator(".tab[data-view=documents]").click()
-    p.get_by_label("Files to upload").set_input_files(str(NDA))
+    broken = tmp_path / "broken-scan.pdf"
+    broken.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%% truncated, no xref, no pages")
+    p.get_by_label("Files to upload").set_input_files([str(NDA), str(broken)])
     p.get_by_role("button", name="Upload", exact=True).click()
     upload = p.locator(".upload[data-state=ready]", has_text=NDA.name)
     upload.wait_for(timeout=TIMEOUT_MS)
     assert upload.locator("progress").evaluate("el => el.value") == 1
     assert "ready" in upload.locator(".status").inner_text()
+    failed = p.locator(".upload[data-state=failed]", has_text=broken.name)
+    failed.wait_for(timeout=TIMEOUT_MS)
+    reason = failed.locator(".status").inner_text()
+    assert reason.startswith("failed: ") and len(reason) > len("failed: unknown reason"), reason
     p.locator("#doc-rows tr", has_text=NDA.stem).wait_for()
 
     p.locator(".tab[data-view=ask]").click()
@@ -192,4 +198,5 @@ def test_delete_asks_first_and_shows_the_erasure_receipt(page: Watched, enclave:
     assert receipt["scope"] == "document" and len(receipt["receipt_sha256"]) == 64
     p.locator("#receipt").get_by_role("button", name="Close").click()
     p.locator("#doc-rows tr", has_text=NDA.stem).wait_for(state="detached")
-    assert httpx.get(f"{enclave.url}/v1/documents", headers=DEV_HEADERS).json()["total"] == 0
+    left = httpx.get(f"{enclave.url}/v1/documents", headers=DEV_HEADERS).json()["documents"]
+    assert NDA.name not in [d["title"] for d in left]

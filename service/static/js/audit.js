@@ -41,6 +41,7 @@ async function search(event) {
 }
 
 async function verify() {
+  delete $("chain").dataset.ok;
   $("chain").textContent = "Verifying the chain…";
   try {
     const result = await api("/v1/audit/verify");
