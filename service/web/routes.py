@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import require
 from service.auth.dependencies import AccessDep
+from service.auth.principal import ROLES
 from service.auth.visibility import visible_document
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
@@ -55,7 +56,7 @@ async def web_config(request: Request, state: StateDep) -> WebConfig:
     return WebConfig(mode=state.settings.mode, oidc=client.as_dict() if client else None)
 
 
-@router.get("/v1/me", response_model=Me)
+@router.get("/v1/me", response_model=Me, dependencies=[require(*ROLES, action="whoami")])
 def me(principal: PrincipalDep, access: AccessDep) -> Me:
     """The caller as Enclave sees it, and which views of the web page the access policy allows it."""
     views = {name: access.decide(principal, action, roles).allowed for name, (action, roles) in VIEWS.items()}
