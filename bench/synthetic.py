@@ -167,10 +167,12 @@ def load(
         t0 = time.perf_counter()
         sparse_vecs = [components.sparse.embed_passage(embed_text(c)) for c in chunks]
         t1 = time.perf_counter()
-        with Session(components.engine) as session:
+        with Session(components.engine) as session:  # keys committed first: a full keyring cache is cleared
             for r in records:
                 if r.ordinal == 0:
                     components.compliance.keyring.create_document_key(tenant, r.document_id, session)
+            session.commit()
+        with Session(components.engine) as session:
             components.index.upsert(records, vectors.tolist(), sparse_vecs)
             t2 = time.perf_counter()
             if with_rows:

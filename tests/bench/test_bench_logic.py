@@ -118,3 +118,16 @@ def test_synthetic_corpus_is_sealed_acl_filtered_and_searchable(components: Comp
     assert found.chunks and all(set(c.record.acl_groups) <= {"g1"} and not c.record.acl_users for c in found.chunks)
     assert any(c.record.text == pool.chunks[5].text for c in found.chunks)  # opened in clear, its own text first
     assert recall_at_k(raw, vectors[:20], AccessFilter(tenant="default")) == 1.0  # tiny: exact and HNSW agree
+
+
+def test_synthetic_load_survives_the_keyring_cache_filling_up(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at 1M chunks (50k documents) the keyring's cache fills and is cleared mid-batch; keys not yet
+    # committed must still be found when the batch's payloads are sealed
+    monkeypatch.setattr("ingest.keys.keyring.CACHE_LIMIT", 5)
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(40, components.embedder.dim)).astype(np.float32)
+    pool = synthetic.Pool(sample_chunks(SOURCES, 40, seed=2), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    stats = synthetic.load(components, pool, SOURCES, 240)
+    assert stats.documents == 12 and components.index.count(AccessFilter(tenant="default")) == 240
