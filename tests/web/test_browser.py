@@ -138,9 +138,14 @@ def test_a_reader_cannot_open_the_auditor_view(page: Watched, enclave: Enclave) 
     assert status == 403
     p.locator(".tab[data-view=documents]").click()
     p.locator("#doc-rows tr", has_text=NDA.stem).wait_for()  # a reader sees the tenant's open documents...
-    assert (
-        p.locator("#upload-form").is_hidden() and p.locator("#doc-rows button").count() == 0
-    )  # ...but cannot change them
+    assert p.locator("#upload-form").is_hidden()  # ...but cannot change them
+    assert p.locator("#doc-rows button").count() == 0
+    revoked = httpx.delete(f"{enclave.url}/v1/keys/{created.json()['id']}", headers=DEV_HEADERS)
+    assert revoked.status_code == 200
+    p.locator(".tab[data-view=ask]").click()
+    p.locator(".tab[data-view=documents]").click()  # the next call gets 401: back to the sign-in form
+    p.locator("#signin").wait_for(state="visible")
+    assert "sign in again" in p.locator("#signin-error").inner_text() and p.locator("#view-documents").is_hidden()
 
 
 def test_oidc_sign_in_with_pkce_opens_the_auditor_view(page: Watched, enclave: Enclave, idp: FakeIdP) -> None:
@@ -159,7 +164,10 @@ def test_oidc_sign_in_with_pkce_opens_the_auditor_view(page: Watched, enclave: E
     assert "Chain verified" in p.locator("#chain").inner_text()
     p.get_by_label("Action").fill("passage.read")
     p.get_by_role("button", name="Search").click()
-    p.locator("#audit-rows tr", has_text="passage.read").first.wait_for()
+    p.wait_for_function(  # the filtered search replaces the unfiltered first page
+        "() => { const rows = [...document.querySelectorAll('#audit-rows tr')];"
+        " return rows.length > 0 && rows.every((r) => r.cells[3].textContent === 'passage.read'); }"
+    )
     assert p.locator("#audit-rows tr").count() == p.locator("#audit-rows tr", has_text="passage.read").count()
     with p.expect_download() as download:
         p.get_by_role("button", name="Export JSON").click()

@@ -6,6 +6,12 @@ let credential = null;
 export function setCredential(value) { credential = value || null; }
 export function signedIn() { return credential !== null; }
 
+// The credential stopped working (token expired, key revoked): forget it and let the page ask again.
+function expired() {
+  credential = null;
+  window.dispatchEvent(new CustomEvent("enclave:signed-out"));
+}
+
 export class ApiError extends Error {
   constructor(status, message, code) { super(message); this.status = status; this.code = code; }
 }
@@ -23,6 +29,7 @@ async function errorOf(res) {
 // fetch with the credential; the response as it is (for streams), an ApiError when it is not 2xx.
 export async function request(path, options = {}) {
   const res = await fetch(path, {...options, headers: authHeaders(options.headers), credentials: "omit"});
+  if (res.status === 401 && credential) expired();
   if (!res.ok) throw await errorOf(res);
   return res;
 }

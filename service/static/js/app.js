@@ -61,6 +61,12 @@ async function boot() {
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", () => { history.replaceState(null, "", `#${tab.dataset.view}`); showView(tab.dataset.view); });
   }
+  window.addEventListener("enclave:signed-out", () => {
+    for (const hidden of [$("views"), $("sign-out"), ...document.querySelectorAll(".view")]) hidden.hidden = true;
+    $("who").textContent = "";
+    $("signin").hidden = false;
+    $("signin-error").textContent = "Your sign-in has expired or was revoked; sign in again.";
+  });
   window.addEventListener("hashchange", () => { if (signedIn()) showView(location.hash.slice(1)); });
   const config = await loadConfig();
   if (!config.oidc) return;

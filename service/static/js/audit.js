@@ -28,11 +28,15 @@ function row(r) {
   return tr;
 }
 
+let latest = 0;  // only the newest search may fill the table (an older, slower one must not overwrite it)
+
 async function search(event) {
   event?.preventDefault();
   $("audit-error").textContent = "";
+  const mine = ++latest;
   try {
     const page = await api(`/v1/audit?${filters()}&limit=200`);
+    if (mine !== latest) return;
     $("audit-rows").replaceChildren(...page.records.map(row));
     $("audit-caption").textContent = `Records (${page.records.length}${page.records.length === 200 ? ", first 200: narrow the filters or export" : ""})`;
   } catch (e) {
@@ -40,11 +44,15 @@ async function search(event) {
   }
 }
 
+let verifying = 0;
+
 async function verify() {
   delete $("chain").dataset.ok;
   $("chain").textContent = "Verifying the chain…";
+  const mine = ++verifying;
   try {
     const result = await api("/v1/audit/verify");
+    if (mine !== verifying) return;
     $("chain").dataset.ok = String(result.ok);
     $("chain").textContent = result.ok
       ? `Chain verified: ${result.records} records intact (head #${result.head_seq}).`
