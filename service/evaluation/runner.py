@@ -18,6 +18,7 @@ from ingest.index.port import AccessFilter, ScoredChunk, SearchMode
 from service.evaluation import metrics
 from service.evaluation.corpus_index import EVAL_TENANT, EvalIndex
 from service.evaluation.datasets import EvalDataset, Span
+from service.rerank.port import Reranker
 from service.retrieval import retrieve
 
 DOC_DEPTH = 100  # documents (BEIR) or chunks (span) ranked per query: recall@100 needs 100
@@ -44,8 +45,13 @@ def evaluate(
     mode: SearchMode = "hybrid",
     k: int = 10,
     progress: QueryProgress | None = None,
+    reranker: Reranker | None = None,
 ) -> dict[str, Any]:
-    """Score every judged query of ``dataset``; returns the report (metrics, latency, index facts)."""
+    """Score every judged query of ``dataset``; returns the report (metrics, latency, index facts).
+
+    With a ``reranker``, its best ``k`` of the top ``reranker.candidates`` lead the ranking and the
+    rest of the fused ranking follows (recall@100 then measures the index, @k the reranker).
+    """
     access = AccessFilter(tenant=EVAL_TENANT)
     depth = max(k, DOC_DEPTH)
     limit = depth * CHUNKS_PER_DOC if dataset.kind == "beir" else depth
@@ -54,6 +60,8 @@ def evaluate(
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
         chunks = retrieve(stack, text, access, limit, mode).chunks
+        if reranker is not None:
+            chunks = _reranked(reranker, text, chunks, k)
         scores.latencies_ms.append((time.perf_counter() - started) * 1000)
         if dataset.kind == "beir":
             _score_documents(scores, chunks, dataset.qrels[qid], k)
@@ -62,6 +70,12 @@ def evaluate(
         if progress is not None:
             progress(i, len(dataset.queries))
     return _report(dataset, stack, mode, k, scores)
+
+
+def _reranked(reranker: Reranker, query: str, chunks: list[ScoredChunk], k: int) -> list[ScoredChunk]:
+    head = reranker.rerank(query, chunks[: reranker.candidates], k)
+    kept = {c.record.id for c in head}
+    return head + [c for c in chunks if c.record.id not in kept]
 
 
 def _score_documents(scores: _Scores, chunks: list[ScoredChunk], qrels: dict[str, int], k: int) -> None:
