@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ingest.embedding.port import SparseEncoder
 from ingest.index.port import ScoredChunk
 from service.generation.port import ChatMessage
 from service.retrieval import Retrieved, citation
@@ -29,7 +28,6 @@ SYSTEM_PROMPT = (
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 SOURCE_CHARS = 1100
 MIN_TERM_COVERAGE = 0.5
-MIN_ANSWER_SUPPORT = 0.0
 # Sentences in a source that address the model rather than the reader: masked before prompting,
 # because a 135M-parameter model follows "ignore previous instructions" however the prompt frames it.
 INJECTION = re.compile(
@@ -54,7 +52,7 @@ def has_evidence(retrieved: Retrieved, min_dense_score: float, min_term_coverage
 
     Two signals must agree: the best dense cosine (the topic is there) and the share of the
     question's terms found in the top sources (its specifics are there). Thresholds calibrated on
-    answerable and unanswerable questions: see README, "Answers and refusals".
+    answerable and unanswerable questions: see README, "Retrieval and answer quality".
     """
     if not retrieved.chunks:
         return False
@@ -126,30 +124,6 @@ def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: in
 
 def is_refusal(answer: str) -> bool:
     return "not found in your documents" in answer.lower()
-
-
-def answer_support(answer: str, sources: Sequence[ScoredChunk], encoder: SparseEncoder) -> float | None:
-    """Share of the answer's words (BM25 terms: stemmed, stopwords dropped) that occur in the sources.
-
-    A small model that invents ("the dress code is business casual") writes words no source has;
-    one that answers from the sources mostly copies them. None when the answer has no terms.
-    """
-    terms = set(encoder.embed_query(MARKER.sub(" ", answer)).indices)
-    if not terms:
-        return None
-    seen: set[int] = set()
-    for chunk in sources:
-        seen.update(encoder.embed_passage(f"{chunk.record.title}\n{chunk.record.text}").indices)
-    return len(terms & seen) / len(terms)
-
-
-def is_answer(answer: str, sources: Sequence[ScoredChunk], encoder: SparseEncoder,
-              min_support: float = MIN_ANSWER_SUPPORT) -> bool:
-    """Whether the model's text may go out as an answer: not empty, not its own refusal, and grounded."""
-    if not answer or is_refusal(answer):
-        return False
-    support = answer_support(answer, sources, encoder)
-    return support is None or support >= min_support
 
 
 def collect(tokens: Iterator[str]) -> str:
