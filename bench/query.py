@@ -9,7 +9,8 @@ build has key management). At the largest size a second index with int8 scalar q
 built for its memory, disk and recall.
 
     .venv/bin/python -m bench.query                     # 10k and 100k, ~12 minutes on 2 cores
-    .venv/bin/python -m bench.query --sizes 10k,100k,1m # adds 1M (needs ~6 GB disk, ~40 min)
+    .venv/bin/python -m bench.query --sizes 10k,100k,1m # adds 1M (~9 GB disk, ~18 GB RAM, ~40 min)
+    .venv/bin/python -m bench.query --sizes 100k,1m --clients 1,4 --no-quantized --name query-1m  # ~25 min
 """
 
 from __future__ import annotations
