@@ -84,7 +84,7 @@ class RetrievalSettings(BaseModel):
 
     k: int = Field(default=3, ge=1, le=50)
     candidates: int = Field(default=50, ge=1, le=500)
-    min_dense_score: float = 0.22
+    min_dense_score: float = 0.40  # calibrated: README "Retrieval and answer quality" (bench.eval_answers signals)
     snippet_chars: int = 300
     rerank: RerankSettings = Field(default_factory=RerankSettings)
 
