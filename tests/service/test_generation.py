@@ -230,14 +230,19 @@ def test_a_broken_model_fails_fast_with_the_server_log(tmp_path: Path) -> None:
 )
 def test_start_kills_a_stale_server_and_nothing_else(tmp_path: Path, argv: list[str], is_stale_server: bool) -> None:
     other = subprocess.Popen(argv)
-    wait_for(lambda: bool(process_cmdline(other.pid)), timeout_s=5)  # argv appears just after exec
+    # until exec, the child shows its parent's argv: wait for its own
+    wait_for(lambda: process_cmdline(other.pid)[-1:] == argv[-1:], timeout_s=10)
     try:
         (tmp_path / "llama-server.pid").write_text(f"{other.pid}\n")
         with pytest.raises(GeneratorUnavailable, match="model file not found"):  # fails right after reaping
             LlamaServerSupervisor(tmp_path / "missing.gguf", tmp_path).start()
         assert not (tmp_path / "llama-server.pid").exists()
     finally:
-        alive = other.poll() is None
+        try:  # a killed process frees its argv a moment before its parent can reap it
+            other.wait(timeout=5 if is_stale_server else 0.5)
+            alive = False
+        except subprocess.TimeoutExpired:
+            alive = True
         other.kill()
         other.wait()
     assert alive is not is_stale_server
