@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from ingest.index.port import AccessFilter
 from ingest.store.db import session_scope
 from ingest.store.models import Document
+from service.jsontypes import dates_only
 
 CREATED_AT = "created_at"
 
@@ -42,6 +43,8 @@ class QueryFilters(BaseModel):
     metadata: dict[str, str | int | float | bool] | None = Field(
         default=None, max_length=20, description="metadata values the document must have, key for key"
     )
+
+    _dates = dates_only("date_from", "date_to")
 
     def is_empty(self) -> bool:
         return not (self.document_types or self.date_from or self.date_to or self.metadata)

@@ -20,6 +20,17 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _iso_date(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO date string such as 2024-05-01")
+    return value
+
+
+def dates_only(*fields: str) -> Any:
+    """A model validator: ``fields`` take ISO date strings only (no numbers read as Unix times)."""
+    return field_validator(*fields, mode="before")(_iso_date)
+
+
 def numbers_only(*fields: str) -> Any:
     """A model validator: ``fields`` take JSON numbers only (no numeric strings, no booleans)."""
     return field_validator(*fields, mode="before")(_json_number)
@@ -27,4 +38,4 @@ def numbers_only(*fields: str) -> Any:
 
 JsonBool = StrictBool
 
-__all__ = ["JsonBool", "numbers_only"]
+__all__ = ["JsonBool", "dates_only", "numbers_only"]
