@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -194,7 +195,10 @@ class KeyRing:
     def _remember(self, key_id: str, key: bytes) -> bytes:
         with self._lock:
             if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
+                # drop the older half, never everything: a key just created inside a caller's
+                # still-open transaction lives only here until that transaction commits
+                for stale in list(itertools.islice(self._cache, CACHE_LIMIT // 2)):
+                    del self._cache[stale]
             self._cache[key_id] = key
         return key
 

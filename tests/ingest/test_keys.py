@@ -92,3 +92,18 @@ def test_a_lost_master_key_fails_closed(compliance: Compliance, tmp_path: Path) 
         KeyUnavailable, match="does not unwrap"
     ):  # no key, no start: nothing is readable, nothing guessed
         build_compliance(settings, make_engine(settings.resolved_database_url))
+
+
+def test_a_full_key_cache_keeps_a_key_whose_row_is_not_committed_yet(
+    compliance: Compliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ingest.keys.keyring.CACHE_LIMIT", 8)
+    ring = compliance.keyring
+    for n in range(5):  # tenant key + 5 document keys: the cache is nearly full
+        ring.create_document_key("t1", f"earlier-{n}")
+    with session_scope(compliance.audit._engine) as session:  # noqa: SLF001
+        key = ring.create_document_key("t1", "pending", session)
+        for n in range(3):  # other uploads fill the cache while this transaction is open
+            ring.create_document_key("t1", f"other-{n}")
+        assert ring.document_key("pending") == key, "the uncommitted key must still be readable"
+    assert ring.document_key("pending") == key
