@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.index.port import ChunkRecord, ScoredChunk
+from ingest.index.port import ScoredChunk
 from ingest.runtime import build_components
 from service import answering
 from service.app import create_app
 from service.context import build_state
 from service.retrieval import Retrieved
+from tests.chunks import scored_chunk
 from tests.conftest import DEV_HEADERS, REPO, make_settings
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
@@ -38,20 +39,7 @@ UNANSWERABLE = [
 
 
 def _chunk(text: str, title: str = "Doc") -> ScoredChunk:
-    record = ChunkRecord(
-        id="1",
-        tenant="t",
-        collection="c",
-        document_id="d1",
-        title=title,
-        text=text,
-        page=None,
-        page_end=None,
-        start=0,
-        end=len(text),
-        ordinal=0,
-    )
-    return ScoredChunk(record, score=1.0)
+    return scored_chunk(text, title=title)
 
 
 @pytest.fixture(scope="module")

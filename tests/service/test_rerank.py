@@ -15,7 +15,7 @@ import pytest
 from ingest import documents as docs
 from ingest.config import RerankSettings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
-from ingest.index.port import AccessFilter, ChunkRecord, ScoredChunk
+from ingest.index.port import AccessFilter, ScoredChunk
 from ingest.runtime import Components, build_components
 from ingest.worker import drain
 from service.rerank.factory import make_reranker
@@ -23,6 +23,7 @@ from service.rerank.mmr import MmrReranker
 from service.rerank.port import RerankerUnavailable
 from service.rerank.vllm_reranker import VllmReranker
 from service.retrieval import retrieve
+from tests.chunks import scored_chunk
 from tests.conftest import make_settings
 
 CLAUSES = [
@@ -34,21 +35,7 @@ CLAUSES = [
 
 
 def _chunk(n: int, text: str, score: float, groups: tuple[str, ...] = ()) -> ScoredChunk:
-    record = ChunkRecord(
-        id=f"00000000-0000-0000-0000-{n:012d}",
-        tenant="t",
-        collection="c",
-        document_id=f"d{n}",
-        title=f"doc {n}",
-        text=text,
-        page=None,
-        page_end=None,
-        start=0,
-        end=len(text),
-        ordinal=0,
-        acl_groups=groups,
-    )
-    return ScoredChunk(record, score, dense_score=0.5)
+    return scored_chunk(text, n, score=score, dense_score=0.5, title=f"doc {n}", acl_groups=groups)
 
 
 class FakeVllm(BaseHTTPRequestHandler):
