@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +22,14 @@ from ingest.config import Settings  # noqa: E402
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder  # noqa: E402
 from ingest.runtime import Components, build_components  # noqa: E402
 from tests.postgres import STORES, PostgresCluster  # noqa: E402
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from ingest.embedding.port import Embedder
+    from ingest.parsing.port import Parser
+    from service.context import AppState
+    from service.generation.port import Generator
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -91,3 +101,28 @@ def generator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     gen.warm_up()
     yield gen
     gen.close()
+
+
+@contextmanager
+def served_app(settings: Settings, embedder: Embedder, parser: Parser, generator: Generator,
+               headers: dict[str, str] | None = None) -> Iterator[tuple[TestClient, AppState]]:
+    """The real app around real components and the session's generator, as a ``TestClient``.
+
+    Teardown stops the app's background tasks and closes its components, but not the generator
+    (``state.close()`` would: the generator belongs to the test session).
+    """
+    from fastapi.testclient import TestClient  # imported late: the app pulls in regopy (see service.policy)
+
+    from service.app import create_app
+    from service.context import build_state
+
+    components = build_components(settings, embedder=embedder, parser=parser)
+    state = build_state(settings, components=components, generator=generator)
+    try:
+        with TestClient(create_app(settings, state), headers=DEV_HEADERS if headers is None else headers) as client:
+            yield client, state
+    finally:
+        for task in (state.worker, state.retention):
+            if task is not None:
+                task.stop()
+        components.close()

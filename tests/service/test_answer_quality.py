@@ -12,13 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.index.port import ScoredChunk
-from ingest.runtime import build_components
 from service import answering
-from service.app import create_app
-from service.context import build_state
 from service.retrieval import Retrieved
 from tests.chunks import scored_chunk
-from tests.conftest import DEV_HEADERS, REPO, make_settings
+from tests.conftest import REPO, make_settings, served_app
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 INJECTION = (
@@ -47,9 +44,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
     root = tmp_path_factory.mktemp("answers")
     # Greedy decoding: the model's output is a function of the prompt, so these checks repeat exactly.
     settings = make_settings(root / "data", generator={"temperature": 0.0}, compliance={"redaction_enabled": False})
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as test_client:
+    with served_app(settings, embedder, parser, generator) as (test_client, _):
         for name, data, collection in (
             ("nda.txt", NDA.read_bytes(), "contracts"),
             ("expense-policy.txt", INJECTION.encode(), "hr"),
@@ -57,8 +52,6 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
         ):
             _ingest(test_client, name, data, collection)
         yield test_client
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
 
 
 def _ingest(client: TestClient, name: str, data: bytes, collection: str) -> None:

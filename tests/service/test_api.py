@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.runtime import build_components
-from service.app import create_app
-from service.context import build_state
-from tests.conftest import CUAD, DEV_HEADERS, DOCS, REPO, make_settings
+from tests.conftest import CUAD, DOCS, REPO, make_settings, served_app
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 
@@ -21,12 +18,8 @@ NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("api") / "data")
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as test_client:
+    with served_app(settings, embedder, parser, generator) as (test_client, _):
         yield test_client
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
 
 
 def _upload(client: TestClient, path: Path, **form: str) -> dict:  # type: ignore[type-arg]

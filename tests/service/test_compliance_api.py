@@ -16,14 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from ingest.runtime import Components, build_components
+from ingest.runtime import Components
 from ingest.store.compliance_models import AuditRecord
 from ingest.store.models import Chunk, Document
 from service.app import create_app
 from service.context import build_state
 from service.generation.openai_generator import OpenAICompatibleGenerator
 from tests import conftest
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, make_settings, served_app
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 HEADERS: dict[str, str] = getattr(conftest, "DEV_HEADERS", {})  # the dev credential, where auth is on in tests
@@ -38,14 +38,8 @@ def site(
     tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
 ) -> Iterator[tuple[TestClient, Components]]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("compliance-api") / "data")
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=HEADERS) as client:
-        yield client, components
-    for task in (state.worker, state.retention):  # not state.close(): the generator is the session's
-        if task is not None:
-            task.stop()
-    components.close()
+    with served_app(settings, embedder, parser, generator, HEADERS) as (client, state):
+        yield client, state.components
 
 
 @pytest.fixture

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.runtime import build_components
-from service.app import create_app
-from service.context import build_state
-from tests.conftest import CUAD, DEV_HEADERS, DOCS, make_settings
+from tests.conftest import CUAD, DOCS, make_settings, served_app
 
 LIMIT = 200_000
 CONTRACTS = [p for p in sorted((CUAD / "contracts").glob("*.txt")) if 5_000 < p.stat().st_size < 15_000]
@@ -24,12 +21,8 @@ CONTRACTS = [p for p in sorted((CUAD / "contracts").glob("*.txt")) if 5_000 < p.
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("versions-api") / "data", max_upload_bytes=LIMIT)
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as test_client:
+    with served_app(settings, embedder, parser, generator) as (test_client, _):
         yield test_client
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
 
 
 def _wait(client: TestClient, document_id: str, version: int = 1, timeout: float = 180) -> dict:  # type: ignore[type-arg]

@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.runtime import build_components
-from service.app import create_app
-from service.context import build_state
-from tests.conftest import DEV_HEADERS, make_settings
+from tests.conftest import make_settings, served_app
 
 LEASE = "Lease agreement. The tenant pays a monthly rent of 2,000 EUR for the office at Harbour Street 5."
 DOCS = {
@@ -27,16 +24,12 @@ NAMES: dict[str, str] = {}  # document id -> file name
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("filters") / "data", compliance={"redaction_enabled": False})
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as test_client:
+    with served_app(settings, embedder, parser, generator) as (test_client, _):
         for name, (meta, text) in DOCS.items():
             NAMES[_upload(test_client, name, meta, text)] = name
         for document_id in NAMES:
             _wait_ready(test_client, document_id)
         yield test_client
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
 
 
 def _upload(client: TestClient, name: str, metadata: str, text: str) -> str:

@@ -22,12 +22,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ingest.runtime import build_components
-from service.app import create_app
-from service.context import build_state
 from service.observability.logs import configure_logging
 from tests import conftest
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served_app
 
 # The dev API key fixture arrives with authentication; before it, requests need no header.
 AUTH: dict[str, str] = getattr(conftest, "DEV_HEADERS", {})
@@ -68,12 +65,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[io.StringIO]:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator, spans, logs) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("canary") / "data")
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state)) as test_client:
+    with served_app(settings, embedder, parser, generator, headers={}) as (test_client, _):
         yield test_client
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
 
 
 @pytest.fixture(scope="module")

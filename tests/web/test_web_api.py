@@ -11,13 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.config import OidcSettings
-from ingest.runtime import build_components
-from service.app import create_app
 from service.auth import api_keys
-from service.context import AppState, build_state
+from service.context import AppState
 from service.web.headers import page_csp
 from service.web.signin import WebSignIn
-from tests.conftest import DEV_HEADERS, REPO, make_settings
+from tests.conftest import REPO, make_settings, served_app
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 NOBODY = {"Authorization": "Bearer enc_not-a-key"}  # replaces the client's default dev key
@@ -28,12 +26,8 @@ def site(
     tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
 ) -> Iterator[tuple[TestClient, AppState]]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("web-api") / "data")
-    components = build_components(settings, embedder=embedder, parser=parser)
-    state = build_state(settings, components=components, generator=generator)
-    with TestClient(create_app(settings, state), headers=DEV_HEADERS) as client:
-        yield client, state
-    state.worker.stop()  # type: ignore[union-attr]
-    components.close()
+    with served_app(settings, embedder, parser, generator) as served:
+        yield served
 
 
 def _key(state: AppState, roles: list[str], groups: list[str] = []) -> dict[str, str]:  # noqa: B006 - never mutated
