@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest import documents as docs
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
-from ingest.store.models import DocumentStatus
+from ingest.store.models import Document, DocumentStatus
 from service.auth import require
 from service.auth.dependencies import AccessDep
 from service.auth.visibility import visible_document, visible_documents
@@ -39,6 +39,12 @@ def _acl(raw: str | None) -> dict[str, list[str]]:
     if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in acl.values()):
         raise InvalidRequest("acl groups and users must be lists of strings", param="acl")
     return {"groups": acl.get("groups", []), "users": acl.get("users", [])}
+
+
+def _labels_of(document: Document) -> dict[str, Any]:
+    """The policy's ``resource`` for a stored document: what decides who may write or delete it."""
+    return {"collection": document.collection, "acl": document.acl, "classification": document.classification,
+            "metadata": document.metadata_dict}
 
 
 async def _read_limited(file: UploadFile, limit: int) -> bytes:
@@ -104,6 +110,8 @@ async def upload_version(
 
     with audit.failures("ingest.requested", document_ids=[document_id]):
         current = visible_document(state.components, principal, document_id)  # else "not found", as if missing
+        # Both sides: relabelling must not be a way to overwrite a document the caller may not write as it is.
+        access.authorize(principal, "ingest", ("contributor",), _labels_of(current))
         meta = _json_field(metadata, "metadata", current.metadata_dict)
         if not isinstance(meta, dict):
             raise InvalidRequest("metadata must be a JSON object", param="metadata")
@@ -152,6 +160,5 @@ def delete_document(principal: PrincipalDep, access: AccessDep, audit: AuditDep,
     """Erase the document: vectors, payloads, chunk rows, jobs, original and its key; returns the erasure receipt."""
     with audit.failures("document.deleted", document_ids=[document_id]):
         document = visible_document(audit.state.components, principal, document_id)  # else "not found", as if missing
-        access.authorize(principal, "delete", ("contributor",), {"collection": document.collection, "acl": document.acl,
-                         "classification": document.classification, "metadata": document.metadata_dict})
+        access.authorize(principal, "delete", ("contributor",), _labels_of(document))
         return erase_document(audit.state.components, audit.actor, document_id)
