@@ -126,6 +126,10 @@ class WebhookSettings(BaseModel):
     backoff_base_s: float = Field(default=2.0, gt=0)  # attempt n waits base * 2**(n-1), capped below
     backoff_max_s: float = Field(default=600.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
+    # Internal receivers deliveries may reach (everything non-public is refused otherwise): host names,
+    # IP addresses or networks, e.g. ["portal.intranet", "10.20.0.0/16"]. README "Webhooks".
+    allowed_hosts: list[str] = []
+    allow_public: bool = True  # False: only the allowed hosts (a site whose portals are all internal)
 
 
 class OidcSettings(BaseModel):

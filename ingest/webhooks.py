@@ -8,7 +8,10 @@ conditional UPDATE (so replicas never send the same attempt twice), POSTs the JS
 ``X-Enclave-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``
 
 and marks the row delivered on a 2xx answer; anything else is retried with exponential backoff
-until ``max_attempts``. Payloads carry identifiers and outcomes only, never document text.
+until ``max_attempts``. Payloads carry identifiers and outcomes only, never document text. Before
+each attempt the URL's host is resolved and checked again (:mod:`ingest.webhook_targets`) and the
+POST goes to the checked address; a host that now resolves somewhere not allowed fails the delivery
+without a request.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ingest.keys.crypto import open_text, seal_text
 from ingest.keys.keyring import KeyRing
 from ingest.store.db import session_scope
 from ingest.store.models import DeliveryStatus, Document, Job, Webhook, WebhookDelivery, new_id, utcnow
+from ingest.webhook_targets import Target, TargetPolicy, WebhookHostUnresolved, WebhookTargetRefused
 
 log = logging.getLogger(__name__)
 JOB_COMPLETED = "ingest.job.completed"
@@ -132,6 +136,10 @@ class Delivering:
     client: httpx.Client
     keyring: KeyRing
     observer: DeliveryObserver | None = None
+    targets: TargetPolicy | None = None  # None: the settings' (ENCLAVE_WEBHOOKS__ALLOWED_HOSTS)
+
+    def target_policy(self) -> TargetPolicy:
+        return self.targets or TargetPolicy.of(self.cfg)
 
 
 def deliver_due(engine: Engine, how: Delivering) -> int:
@@ -172,20 +180,29 @@ def _attempt(engine: Engine, how: Delivering, delivery: WebhookDelivery) -> None
             _record(engine, delivery, how.cfg, None, "the signing secret cannot be opened (its tenant key is gone); "
                     "register the webhook again", final=True)
         else:
-            status, error = _post(how.client, webhook, secret, delivery)
-            _record(engine, delivery, how.cfg, status, error, final=False)
+            try:
+                target = how.target_policy().check(webhook.url)  # resolved again now: no rebinding since registration
+            except WebhookHostUnresolved as exc:
+                _record(engine, delivery, how.cfg, None, exc.message[:512], final=False)
+            except WebhookTargetRefused as exc:
+                _record(engine, delivery, how.cfg, None, f"not sent: {exc.message}"[:512], final=True)
+            else:
+                status, error = _post(how.client, target, secret, delivery)
+                _record(engine, delivery, how.cfg, status, error, final=False)
     if how.observer is not None:
         _observe(how.observer, engine, delivery.id, webhook)
 
 
-def _post(client: httpx.Client, webhook: Webhook, secret: str,
+def _post(client: httpx.Client, target: Target, secret: str,
           delivery: WebhookDelivery) -> tuple[int | None, str | None]:
+    """POST to the checked address itself; ``Host`` and the TLS server name (SNI, certificate) stay the URL's host."""
     body = delivery.payload_json.encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "Enclave-Webhooks/1",
+    headers = {"Content-Type": "application/json", "User-Agent": "Enclave-Webhooks/1", "Host": target.host_header(),
                SIGNATURE_HEADER: sign(secret, body, int(time.time())),
                "X-Enclave-Event": delivery.event, "X-Enclave-Delivery": delivery.id}
     try:
-        response = client.post(webhook.url, content=body, headers=headers)
+        response = client.post(target.pinned_url(), content=body, headers=headers,
+                               extensions={"sni_hostname": target.host})
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: the receiver could not be reached or did not answer in time"
     if 200 <= response.status_code < 300:

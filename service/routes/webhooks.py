@@ -18,6 +18,7 @@ from ingest.audit.trail import AuditEvent
 from ingest.errors import NotFound
 from ingest.store.db import session_scope
 from ingest.store.models import DeliveryStatus, Webhook, WebhookDelivery
+from ingest.webhook_targets import TargetPolicy
 from service.auth import Principal, require
 from service.compliance.context import AuditDep
 from service.deps import StateDep
@@ -47,7 +48,13 @@ def _load(state: StateDep, tenant: str, webhook_id: str) -> Webhook:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 def create_webhook(state: StateDep, principal: AdminDep, body: WebhookCreate, audit: AuditDep) -> WebhookCreated:
-    """Register a URL for job callbacks; the response's ``secret`` is never shown again."""
+    """Register a URL for job callbacks; the response's ``secret`` is never shown again.
+
+    :raises WebhookTargetRefused: (400) the URL's host is or resolves to an internal address that
+        ``ENCLAVE_WEBHOOKS__ALLOWED_HOSTS`` does not list (checked again before every delivery).
+    """
+    with audit.failures("webhook.created"):  # a refused internal target is an attempt worth keeping
+        TargetPolicy.of(state.settings.webhooks).check(body.url)
     secret = hooks.new_secret()
     keyring = state.components.compliance.keyring
     hook = Webhook(tenant=principal.tenant, url=body.url, events_json=_events_json(body.events),

@@ -66,10 +66,11 @@ def stop_portal(server: LiveServer, portal: Portal) -> None:
 
 @pytest.fixture(scope="package")
 def portal(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    """Fast webhook retries (0.2 s backoff) and a rate limit high enough not to interfere."""
+    """Fast webhook retries (0.2 s backoff), receivers on 127.0.0.1 allowed (internal addresses are refused
+    unless listed), and a rate limit high enough not to interfere."""
     server, running = start_portal(
         tmp_path_factory.mktemp("portal") / "data", embedder, parser, generator,
-        webhooks=WebhookSettings(backoff_base_s=0.2, poll_s=0.1, timeout_s=3),
+        webhooks=WebhookSettings(backoff_base_s=0.2, poll_s=0.1, timeout_s=3, allowed_hosts=["127.0.0.1"]),
         api=ApiSettings(rate_limit_per_s=1000, rate_limit_burst=1000),
     )
     yield running

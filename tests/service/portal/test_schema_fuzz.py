@@ -28,10 +28,14 @@ MIN_OPERATIONS = 20
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    """Its own server and data: fuzzed webhooks and uploads must not reach the other tests."""
+    """Its own server and data: fuzzed webhooks and uploads must not reach the other tests.
+
+    No webhook target is allowed (``allow_public=False``, no allowed hosts): a fuzzed URL is refused at
+    registration without a DNS query, so nothing is ever sent to a generated host.
+    """
     server, running = start_portal(
         tmp_path_factory.mktemp("fuzz") / "data", embedder, parser, generator,
-        webhooks=WebhookSettings(timeout_s=0.5, max_attempts=1),
+        webhooks=WebhookSettings(timeout_s=0.5, max_attempts=1, allow_public=False),
         api=ApiSettings(rate_limit_per_s=10_000, rate_limit_burst=10_000),
     )
     yield running
