@@ -23,13 +23,34 @@ from service.schemas import DocumentList, DocumentPublic, UploadAccepted
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
+MAX_JSON_DEPTH = 32  # metadata is labels and filter values; deeper nesting is an attack, not a use
+
+
 def _json_field(raw: str | None, name: str, default: Any) -> Any:
     if raw is None or raw == "":
         return default
+    too_deep = InvalidRequest(f"{name} nests deeper than {MAX_JSON_DEPTH} levels; flatten it", param=name)
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"{name} must be valid JSON ({exc.msg})", param=name) from exc
+    except RecursionError as exc:  # the decoder recurses per level: thousands of "[" exhaust the stack
+        raise too_deep from exc
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value``, counted without recursion (so it cannot overflow)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _acl(raw: str | None) -> dict[str, list[str]]:
