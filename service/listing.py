@@ -30,13 +30,16 @@ class Page(BaseModel):
     total: int = Field(description="items matching the filters, over all pages")
     limit: int
     offset: int
-    next: str | None = Field(description="URL of the next page, or null when this is the last")
+    next: str | None = Field(description="relative URL (path and query) of the next page, or null on the last")
 
 
 def page_of(request: Request, total: int, limit: int, offset: int) -> Page:
+    """The page's position; ``next`` is relative (path and query only): the ``Host`` a caller sends is never echoed."""
     following = offset + limit
-    next_url = str(request.url.include_query_params(offset=following, limit=limit)) if following < total else None
-    return Page(total=total, limit=limit, offset=offset, next=next_url)
+    if following >= total:
+        return Page(total=total, limit=limit, offset=offset, next=None)
+    url = request.url.include_query_params(offset=following, limit=limit)
+    return Page(total=total, limit=limit, offset=offset, next=f"{url.path}?{url.query}")
 
 
 def etag_of(body: bytes) -> str:

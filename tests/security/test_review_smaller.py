@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,3 +26,15 @@ def test_metadata_nested_within_the_limit_is_accepted(site: Site) -> None:
     response = site.client.post("/v1/documents", headers=site.key("nest", "contributor"),
                                 files={"file": ("ok.txt", b"nested within the limit")}, data={"metadata": nested})
     assert response.status_code == 202, response.text
+
+
+def test_next_links_are_relative_and_never_echo_the_host_header(site: Site) -> None:
+    admin = site.key("pages", "admin")
+    for n in range(3):
+        site.upload(admin, f"p{n}.txt", f"Paging document number {n}.")
+    forged = {**admin, "Host": "evil.example"}
+    page = site.client.get("/v1/documents", headers=forged, params={"limit": 2, "collection": "default"})
+    following = urlsplit(page.json()["next"])
+    assert (following.scheme, following.netloc, following.path) == ("", "", "/v1/documents"), page.text
+    assert parse_qs(following.query) == {"limit": ["2"], "offset": ["2"], "collection": ["default"]}
+    assert "evil" not in page.text
