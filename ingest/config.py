@@ -116,6 +116,9 @@ class ApiSettings(BaseModel):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)  # JSON bodies; uploads use max_upload_bytes
     rate_limit_per_s: float = Field(default=20.0, ge=0)  # sustained requests per second per principal; 0: off
     rate_limit_burst: int = Field(default=60, ge=1)  # requests a principal may make at once after being idle
+    # Reverse proxies whose X-Forwarded-For names the client (IP addresses or networks); none by default,
+    # so the audit trail records the connecting peer unless the operator says which proxy to believe.
+    trusted_proxies: list[str] = []
 
 
 class WebhookSettings(BaseModel):

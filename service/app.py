@@ -19,6 +19,7 @@ from service.context import AppState, build_state
 from service.errors import install_error_handlers
 from service.observability import FASTAPI_TELEMETRY, install_observability
 from service.portal import install_portal, route_options, start_deliverer
+from service.proxies import ForwardedFor
 from service.routes import chat, documents, health, query, webhooks
 from service.routes import keys as api_keys
 from service.routes import policy as access_policy
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app = FastAPIOffline(title="Enclave", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
                          description="Self-hosted retrieval-augmented generation for regulated data.")
     install_error_handlers(app)
+    app.add_middleware(ForwardedFor, trusted_proxies=(settings or (state.settings if state else get_settings())).api
+                       .trusted_proxies)
     install_observability(app, settings or (state.settings if state else get_settings()))
     install_portal(app, settings or (state.settings if state else get_settings()))
     install_web(app, settings or (state.settings if state else get_settings()))

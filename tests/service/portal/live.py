@@ -8,10 +8,13 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from service.proxies import UVICORN_OPTIONS
+
 
 class LiveServer:
     def __init__(self, app: FastAPI) -> None:
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **UVICORN_OPTIONS)
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="live-server", daemon=True)
         self.url = ""
 
