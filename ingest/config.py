@@ -89,6 +89,24 @@ class RetrievalSettings(BaseModel):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
 
 
+class AnswerSettings(BaseModel):
+    """How answers are made (README "Answers and refusals"): every sentence shown is quoted from a source
+    (``extractive``) or generated and verified against the sentences it cites (``generative``); ``auto``
+    quotes when the question asks for a value (a law, date, period, amount) and generates otherwise."""
+
+    mode: Literal["extractive", "generative", "auto"] = "extractive"
+    candidates: int = Field(default=10, ge=1, le=50)  # retrieved chunks whose sentences may answer
+    focus_chunks: int = Field(default=8, ge=0, le=50)  # chunks of the named document searched with the ask alone
+    max_quotes: int = Field(default=2, ge=1, le=5)  # sentences quoted in an extractive answer
+    quote_margin: float = Field(default=0.05, ge=0.0, le=1.0)  # a second quote must score within this of the best
+    dense_weight: float = 0.5
+    lexical_weight: float = 0.35
+    kind_weight: float = 0.2
+    min_sentence_dense: float = 0.30  # calibrated: bench/answer_trust.py calibrate
+    min_sentence_lexical: float = 0.34
+    min_content_overlap: float = Field(default=0.6, ge=0.0, le=1.0)  # verifier: content words found in the evidence
+
+
 class ObservabilitySettings(BaseModel):
     """Metrics and traces. ``/metrics`` is on; traces are exported only when an exporter is chosen."""
 
@@ -203,6 +221,7 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     api: ApiSettings = ApiSettings()
     webhooks: WebhookSettings = WebhookSettings()
     compliance: ComplianceSettings = ComplianceSettings()

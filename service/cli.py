@@ -113,8 +113,8 @@ def ask(question: Annotated[str, typer.Argument(help="your question")],
     """Answer a question from the ingested documents and print the citations."""
     from service import remote_cli
     from service.auth import Principal
+    from service.compliance.context import RequestAudit, actor_of
     from service.context import build_state
-    from service.routes.query import audited_answer
     from service.schemas import QueryRequest
 
     settings = _settings()
@@ -124,10 +124,13 @@ def ask(question: Annotated[str, typer.Argument(help="your question")],
         state = build_state(settings, start_worker=False)
         try:
             principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
-            response = audited_answer(state, principal, QueryRequest(query=question, k=k))
+            audit = RequestAudit(state, actor_of(principal))
+            response = state.answerer.audited(principal, QueryRequest(query=question, k=k), audit)
         finally:
             state.close()
     out.print(response.answer)
+    removed = f", {response.unsupported_removed} unsupported sentence(s) removed" if response.unsupported_removed else ""
+    out.print(f"  ({response.grounding}{removed})")
     for c in response.citations:
         page = f" p. {c.page}" if c.page else ""
         flag = "" if c.cited else " (supplied, not cited)"

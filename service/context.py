@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.config import Settings
 from ingest.retention import RetentionScheduler
 from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
+from service.answering.answerer import Answerer
 from service.auth.access import AccessControl, build_access
 from service.generation.port import Generator
 from service.observability import instrument
@@ -40,6 +41,10 @@ class AppState:
     retention: RetentionScheduler | None = None
     access: AccessControl | None = None  # None: every authenticated route answers 503 (fail closed)
     reranker: Reranker | None = None  # optional second stage (settings.retrieval.rerank)
+    answerer: Answerer = field(init=False)  # question in, grounded answer out (every surface calls it)
+
+    def __post_init__(self) -> None:
+        self.answerer = Answerer(self.settings, self.components, self.generator, self.reranker)
 
     def close(self) -> None:
         if self.retention is not None:

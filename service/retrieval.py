@@ -90,5 +90,6 @@ def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = 
     record = chunk.record
     return Citation(marker=marker, document_id=record.document_id, title=record.title, page=record.page,
                     page_end=record.page_end, start=record.start, end=record.end,
+                    chunk_start=record.start, chunk_end=record.end,
                     snippet=snippet(record.text, snippet_chars, focus),
                     score=round(chunk.score, 6), cited=cited, ocr=record.ocr)

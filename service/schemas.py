@@ -18,8 +18,11 @@ class Citation(BaseModel):
     title: str
     page: int | None
     page_end: int | None = None
-    start: int = Field(description="character offset of the chunk in the document's extracted text")
+    start: int = Field(description="character offset in the document's extracted text of what the citation points at: "
+                       "the supporting sentence of a cited source, the chunk of an uncited one")
     end: int
+    chunk_start: int | None = Field(default=None, description="the whole source chunk's start (its end is `chunk_end`)")
+    chunk_end: int | None = None
     snippet: str
     score: float
     cited: bool = Field(description="true when the answer text cites this source with [marker]; false when it was supplied but not cited")
@@ -37,12 +40,33 @@ class QueryRequest(BaseModel):
     _numbers = numbers_only("k")
 
 
+Grounding = Literal["quoted", "verified", "not_found"]
+
+
+class SentenceSource(BaseModel):
+    marker: int = Field(description="the citation ([marker]) this support comes from")
+    start: int = Field(description="the supporting sentence's span in the document's extracted text")
+    end: int
+    quote: str = Field(description="the supporting sentence as the source writes it")
+
+
+class AnswerSentence(BaseModel):
+    text: str = Field(description="the sentence as shown in `answer`, markers included")
+    grounding: Literal["quoted", "verified"] = Field(
+        description="quoted: copied verbatim from the source; verified: generated, its claims found in the sources")
+    sources: list[SentenceSource]
+
+
 class QueryResponse(BaseModel):
     answer: str
     found: bool
     citations: list[Citation]
-    model: str | None = None
-    dropped_citations: int = 0
+    model: str | None = Field(default=None, description="the generator that wrote the answer; null when none did")
+    dropped_citations: int = Field(default=0, description="markers that pointed at no supplied source")
+    grounding: Grounding = Field(default="not_found", description="how the answer was made: quoted from the sources, "
+                                 "generated and verified against them, or not found")
+    sentences: list[AnswerSentence] = Field(default_factory=list, description="each answer sentence and what supports it")
+    unsupported_removed: int = Field(default=0, description="generated sentences removed because no cited source supports them")
 
 
 class SearchRequest(BaseModel):

@@ -30,8 +30,6 @@ from service.compliance.context import RequestAudit
 from service.context import AppState
 from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams
-from service.retrieval import retrieve
-from service.routes.query import audited_answer, stream_answer
 from service.schemas import QueryRequest, QueryResponse
 
 REWRITE_MAX_TOKENS = 48
@@ -70,7 +68,7 @@ def complete(state: AppState, principal: Principal, req: ChatCompletionRequest, 
     """A non-streamed chat completion, audited as ``query.answered`` exactly like ``/v1/query``."""
     with audit.failures(ACTION, query=_last_question(req)):
         query, standalone = prepare(state, principal, req)
-    response = audited_answer(state, principal, query, audit)
+    response = state.answerer.audited(principal, query, audit)
     message = AssistantMessageOut(content=response.answer + sources_footer(response))
     return ChatCompletion(id=completion_id(), created=int(time.time()), model=req.model,
                           choices=[Choice(message=message)], citations=response.citations, found=response.found,
@@ -86,11 +84,11 @@ def start_stream(state: AppState, principal: Principal, req: ChatCompletionReque
     """
     with audit.failures(ACTION, query=_last_question(req)):
         query, standalone = prepare(state, principal, req)
-        retrieved = retrieve(state.components, query.query, principal.access(query.collections),
-                             state.settings.retrieval.k, query.mode)
-    audit.record("query.started", query=query.query, chunk_ids=[c.record.id for c in retrieved.chunks],
-                 document_ids=[c.record.document_id for c in retrieved.chunks])
-    return stream_chunks(req.model, standalone, stream_answer(state, principal, query, audit, retrieved))
+        found = state.answerer.retrieve(principal, query)
+    chunks = found.retrieved.chunks
+    audit.record("query.started", query=query.query, chunk_ids=[c.record.id for c in chunks],
+                 document_ids=[c.record.document_id for c in chunks])
+    return stream_chunks(req.model, standalone, state.answerer.stream(principal, query, audit, found))
 
 
 def sources_footer(response: QueryResponse) -> str:

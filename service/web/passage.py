@@ -51,9 +51,12 @@ def document_chunks(components: Components, principal: Principal, document: Docu
 
 
 def passage_of(document: Document, chunks: list[ChunkRecord], start: int, end: int) -> Passage:
-    """:raises NotFound: no chunk of the document's current version spans exactly ``start``–``end``."""
+    """The chunk that holds ``start``–``end`` (a whole chunk, or a cited sentence inside one) with its neighbours.
+
+    :raises NotFound: no chunk of the document's current version holds that span.
+    """
     current = sorted([c for c in chunks if c.version == document.version] or chunks, key=lambda c: c.ordinal)
-    at = next((i for i, c in enumerate(current) if c.start == start and c.end == end), None)
+    at = _holding(current, start, end)
     if at is None:
         raise NotFound(
             f"no cited passage at characters {start}-{end} of document {document.id}; "
@@ -63,6 +66,8 @@ def passage_of(document: Document, chunks: list[ChunkRecord], start: int, end: i
     shown = current[max(0, at - CONTEXT) : at + CONTEXT + 1]
     cited = current[at]
     text, offset, low, high = _lay_out(shown, cited)
+    if (start, end) != (cited.start, cited.end) and high - low == cited.end - cited.start:
+        low, high = start - offset, end - offset  # a sentence of an exact slice: highlight just that sentence
     return Passage(
         document_id=document.id,
         title=document.title,
@@ -77,6 +82,14 @@ def passage_of(document: Document, chunks: list[ChunkRecord], start: int, end: i
         highlight_end=high,
         chunk_ids=[c.id for c in shown],
     )
+
+
+def _holding(chunks: list[ChunkRecord], start: int, end: int) -> int | None:
+    """Index of the chunk spanning exactly ``start``–``end``, else of the first one that contains it."""
+    exact = next((i for i, c in enumerate(chunks) if c.start == start and c.end == end), None)
+    if exact is not None or start >= end:
+        return exact
+    return next((i for i, c in enumerate(chunks) if c.start <= start and end <= c.end), None)
 
 
 def _lay_out(chunks: list[ChunkRecord], cited: ChunkRecord) -> tuple[str, int, int, int]:

@@ -78,7 +78,8 @@ def test_query_streams_tokens_then_the_answer_over_sse(client: TestClient) -> No
 def test_unrelated_question_is_not_found_without_calling_the_model(client: TestClient) -> None:
     _wait(client, _upload(client, NDA)["document_id"])
     body = client.post("/v1/query", json={"query": "What is the boiling point of liquid nitrogen in Kelvin?"}).json()
-    assert body == {"answer": "Not found in your documents.", "found": False, "citations": [], "model": None, "dropped_citations": 0}
+    assert body == {"answer": "Not found in your documents.", "found": False, "citations": [], "model": None,
+                    "dropped_citations": 0, "grounding": "not_found", "sentences": [], "unsupported_removed": 0}
 
 
 def test_search_ranks_chunks_without_generation(client: TestClient) -> None:

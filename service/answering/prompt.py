@@ -1,4 +1,4 @@
-"""Grounded answers: numbered sources in, cited text out, or an honest "not found".
+"""The prompt side of answering: numbered sources in, markers checked, or an honest "not found".
 
 The tiny packaged model invents answers when the evidence is weak, so Enclave decides *before*
 calling it: no source above the dense-similarity threshold → "not found", no generation. The
@@ -124,7 +124,3 @@ def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: in
 
 def is_refusal(answer: str) -> bool:
     return "not found in your documents" in answer.lower()
-
-
-def collect(tokens: Iterator[str]) -> str:
-    return "".join(tokens).strip()

@@ -1,0 +1,126 @@
+"""The sentences of the retrieved sources, scored against what the question asks.
+
+Each source chunk is split into sentences with document offsets (:mod:`sentences`). A sentence's
+score mixes three signals: the embedder's cosine between the ask and the sentence, the share of the
+ask's BM25 terms (stemmed, weighted by how rare they are among the candidate sentences) that it
+contains, and whether it holds a value of the kind asked for ("laws of the State of X" for a
+governing-law question). The weights and the support thresholds are settings, calibrated in
+``bench/answer_trust.py calibrate`` on questions that are not reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.embedding.port import DenseEmbedder, SparseEncoder
+from ingest.index.port import ChunkRecord, ScoredChunk
+from service.answering.question import Question
+from service.answering.sentences import Sentence, split
+from service.answering.values import value_of
+
+MIN_WORDS = 4  # shorter "sentences" are headings and list markers: context, never an answer
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the three signals combine, and what the best sentence needs for the question to count as answered."""
+
+    dense: float = 0.5
+    lexical: float = 0.35
+    kind: float = 0.2
+    min_dense: float = 0.30
+    min_lexical: float = 0.34
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One sentence of one source, scored: ``start``/``end`` are document offsets when the chunk is an exact
+    slice of the document's text, else the chunk's own span (redacted text no longer lines up)."""
+
+    chunk: ScoredChunk
+    sentence: Sentence
+    dense: float = 0.0
+    lexical: float = 0.0
+    value: str | None = None
+    score: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.sentence.text
+
+    @property
+    def record(self) -> ChunkRecord:
+        return self.chunk.record
+
+    @property
+    def start(self) -> int:
+        return self.record.start + self.sentence.start if _exact(self.record) else self.record.start
+
+    @property
+    def end(self) -> int:
+        return self.record.start + self.sentence.end if _exact(self.record) else self.record.end
+
+
+def _exact(record: ChunkRecord) -> bool:
+    return len(record.text) == record.end - record.start
+
+
+def sentences_of(chunks: Sequence[ScoredChunk]) -> list[Evidence]:
+    """Every sentence of every chunk, in chunk order, without duplicates (overlapping chunks repeat text)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Evidence] = []
+    for chunk in chunks:
+        for sentence in split(chunk.record.text):
+            key = (chunk.record.document_id, chunk.record.start + sentence.start)
+            if key not in seen:
+                seen.add(key)
+                out.append(Evidence(chunk, sentence))
+    return out
+
+
+class SentenceScorer:
+    """Scores candidate sentences against a question's ask (dense + lexical + kind of value)."""
+
+    def __init__(self, embedder: DenseEmbedder, sparse: SparseEncoder, weights: Weights | None = None) -> None:
+        self.embedder, self.sparse, self.weights = embedder, sparse, weights or Weights()
+
+    def score(self, question: Question, candidates: Sequence[Evidence]) -> list[Evidence]:
+        """``candidates`` with their signals and scores, best first; headings and fragments left out."""
+        pool = [e for e in candidates if len(e.text.split()) >= MIN_WORDS]
+        if not pool:
+            return []
+        dense = self._dense(question.ask, [e.text for e in pool])
+        lexical = self._lexical(question.ask, [e.text for e in pool])
+        w = self.weights
+        scored = []
+        for e, d, lex in zip(pool, dense, lexical, strict=True):
+            value = value_of(question.kind, e.text)
+            total = w.dense * d + w.lexical * lex + (w.kind if value else 0.0)
+            scored.append(Evidence(e.chunk, e.sentence, round(d, 4), round(lex, 4), value, round(total, 4)))
+        return sorted(scored, key=lambda e: -e.score)
+
+    def supported(self, best: Evidence, question: Question) -> bool:
+        """Whether the best sentence answers at all: close in meaning, and holding the ask's words or its value."""
+        w = self.weights
+        return best.dense >= w.min_dense and (best.lexical >= w.min_lexical or best.value is not None)
+
+    def _dense(self, ask: str, texts: list[str]) -> list[float]:
+        query = np.asarray(self.embedder.embed_query(ask), dtype=np.float32)
+        passages = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32)
+        norms = np.linalg.norm(passages, axis=1) * (np.linalg.norm(query) or 1.0)
+        return [float(x) for x in (passages @ query) / np.where(norms == 0, 1.0, norms)]
+
+    def _lexical(self, ask: str, texts: list[str]) -> list[float]:
+        """Share of the ask's terms in each sentence, each term weighted by its rarity among the candidates."""
+        wanted = set(self.sparse.embed_query(ask).indices)
+        if not wanted:
+            return [0.0] * len(texts)
+        terms = [set(self.sparse.embed_passage(t).indices) & wanted for t in texts]
+        n = len(texts)
+        weight = {t: math.log(1 + n / (1 + sum(t in s for s in terms))) for t in wanted}
+        total = sum(weight.values())
+        return [sum(weight[t] for t in s) / total for s in terms]
