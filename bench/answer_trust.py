@@ -74,15 +74,18 @@ class Corpus:
 def ingest(server: ServeProcess, corpus: Corpus) -> None:
     """Upload every contract not yet in the server's data directory and wait until all are ready."""
     headers = server.headers(server.keys.dev)
-    have = {d["filename"] for d in httpx.get(f"{server.url}/v1/documents?limit=100", headers=headers,
-                                             timeout=60).json()["documents"]}
+    have = {
+        d["filename"]
+        for d in httpx.get(f"{server.url}/v1/documents?limit=100", headers=headers, timeout=60).json()["documents"]
+    }
     pending = []
     for name in corpus.contracts:
         if name in have:
             continue
         files = {"file": (name, (CUAD / "contracts" / name).read_bytes(), "text/plain")}
-        response = httpx.post(f"{server.url}/v1/documents", headers=headers, files=files,
-                              data={"collection": "contracts"}, timeout=120)
+        response = httpx.post(
+            f"{server.url}/v1/documents", headers=headers, files=files, data={"collection": "contracts"}, timeout=120
+        )
         response.raise_for_status()
         pending.append(response.json()["document_id"])
     say(f"  {len(pending)} contracts uploaded, {len(corpus.contracts) - len(pending)} already there")
@@ -100,18 +103,25 @@ def ingest(server: ServeProcess, corpus: Corpus) -> None:
 def ask(server: ServeProcess, question: str, texts: dict[str, str]) -> dict[str, Any]:
     """One question over HTTP, judged from the response (``texts``: document id → its text)."""
     started = time.perf_counter()
-    response = httpx.post(f"{server.url}/v1/query", headers=server.headers(server.keys.dev),
-                          json={"query": question}, timeout=600)
+    response = httpx.post(
+        f"{server.url}/v1/query", headers=server.headers(server.keys.dev), json={"query": question}, timeout=600
+    )
     seconds = time.perf_counter() - started
     response.raise_for_status()
     body = response.json()
     sources = "\n".join(_source_text(c, texts) for c in body["citations"])
     answer = body["answer"] if body["found"] else ""
-    return {"question": question, "found": body["found"], "answer": body["answer"], "seconds": round(seconds, 3),
-            "cites": any(c["cited"] for c in body["citations"]), "grounding": body.get("grounding"),
-            "unsupported_removed": body.get("unsupported_removed", 0),
-            "unsupported": unsupported_tokens(answer, question, sources) if body["found"] else [],
-            "sources": sources}
+    return {
+        "question": question,
+        "found": body["found"],
+        "answer": body["answer"],
+        "seconds": round(seconds, 3),
+        "cites": any(c["cited"] for c in body["citations"]),
+        "grounding": body.get("grounding"),
+        "unsupported_removed": body.get("unsupported_removed", 0),
+        "unsupported": unsupported_tokens(answer, question, sources) if body["found"] else [],
+        "sources": sources,
+    }
 
 
 def _source_text(citation: dict[str, Any], texts: dict[str, str]) -> str:
@@ -131,10 +141,14 @@ def unsupported_tokens(answer: str, question: str, sources: str) -> list[str]:
 
 def document_texts(server: ServeProcess) -> dict[str, str]:
     """Document id → text (plain-text contracts are stored byte-exact, so offsets index the file)."""
-    listing = httpx.get(f"{server.url}/v1/documents?limit=100", headers=server.headers(server.keys.dev),
-                        timeout=60).json()["documents"]
-    return {d["id"]: (CUAD / "contracts" / d["filename"]).read_text(encoding="utf-8") for d in listing
-            if (CUAD / "contracts" / d["filename"]).exists()}
+    listing = httpx.get(
+        f"{server.url}/v1/documents?limit=100", headers=server.headers(server.keys.dev), timeout=60
+    ).json()["documents"]
+    return {
+        d["id"]: (CUAD / "contracts" / d["filename"]).read_text(encoding="utf-8")
+        for d in listing
+        if (CUAD / "contracts" / d["filename"]).exists()
+    }
 
 
 def run_mode(server: ServeProcess, corpus: Corpus, texts: dict[str, str]) -> dict[str, Any]:
@@ -142,23 +156,31 @@ def run_mode(server: ServeProcess, corpus: Corpus, texts: dict[str, str]) -> dic
     for item in corpus.gold:
         row = ask(server, corpus.queries[item["query_id"]], texts)
         answer = row["answer"] if row["found"] else ""
-        row.update(query_id=item["query_id"], gold=item["answer"],
-                   contains=answer_match.lenient_match(answer, item["answer"]),
-                   ceiling=answer_match.lenient_match(row["sources"], item["answer"]))
+        row.update(
+            query_id=item["query_id"],
+            gold=item["answer"],
+            contains=answer_match.lenient_match(answer, item["answer"]),
+            ceiling=answer_match.lenient_match(row["sources"], item["answer"]),
+        )
         rows.append(row)
         say(f"  {len(rows):>2} {row['contains']!s:<5} {item['answer']!r:<22} {answer[:100]!r}")
     refusal = {kind: [ask(server, q, texts) for q in questions] for kind, questions in REPORT.items()}
     answerable = [ask(server, corpus.queries[q], texts) for q in corpus.answerable_report]
-    return {"summary": summarise(rows, refusal, answerable), "rows": _slim(rows),
-            "refusal_rows": {k: _slim(v) for k, v in refusal.items()}, "answerable_rows": _slim(answerable)}
+    return {
+        "summary": summarise(rows, refusal, answerable),
+        "rows": _slim(rows),
+        "refusal_rows": {k: _slim(v) for k, v in refusal.items()},
+        "answerable_rows": _slim(answerable),
+    }
 
 
 def _slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "sources"} for r in rows]
 
 
-def summarise(rows: list[dict[str, Any]], refusal: dict[str, list[dict[str, Any]]],
-              answerable: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    rows: list[dict[str, Any]], refusal: dict[str, list[dict[str, Any]]], answerable: list[dict[str, Any]]
+) -> dict[str, Any]:
     answered = [r for r in rows if r["found"]]
 
     def share(items: list[dict[str, Any]], test: Any) -> float | None:
@@ -202,6 +224,7 @@ def calibrate(data_dir: Path) -> dict[str, Any]:
     from ingest.config import Settings
     from ingest.runtime import build_components
     from service.answering.answerer import Answerer
+    from service.answering.prompt import has_evidence
     from service.auth import Principal
     from service.schemas import QueryRequest
 
@@ -215,31 +238,61 @@ def calibrate(data_dir: Path) -> dict[str, Any]:
         found = answerer.retrieve(principal, QueryRequest(query=question))
         prepared = answerer.prepare(question, found)
         best = prepared.ranked[0] if prepared.ranked else None
-        return {"question": question, "kind": prepared.question.kind,
-                "dense": best.dense if best else None, "lexical": best.lexical if best else None,
-                "value": best.value if best else None}
+        return {
+            "question": question,
+            "kind": prepared.question.kind,
+            "parties": prepared.party_coverage,
+            "gate": has_evidence(found.retrieved, settings.retrieval.min_dense_score),
+            "dense": best.dense if best else None,
+            "lexical": best.lexical if best else None,
+            "value": best.value if best else None,
+        }
 
     try:
-        rows = {"answerable": [signals(corpus.queries[q]) for q in corpus.answerable_calibration],
-                **{k: [signals(q) for q in v] for k, v in CALIBRATION.items()}}
+        rows = {
+            "answerable": [signals(corpus.queries[q]) for q in corpus.answerable_calibration],
+            **{k: [signals(q) for q in v] for k, v in CALIBRATION.items()},
+        }
     finally:
         components.close()
     return {"rows": rows, "sweep": sweep(rows)}
 
 
 def sweep(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Answer rate and refusal rate for each pair of thresholds."""
-    out = []
-    for dense in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
-        for lexical in (0.0, 0.2, 0.34, 0.5, 0.67):
-            def ok(r: dict[str, Any], d: float = dense, lx: float = lexical) -> bool:
-                return r["dense"] is not None and r["dense"] >= d and (r["lexical"] >= lx or r["value"] is not None)
+    """Answer rate (calibration answerable) and refusal rate (CALIBRATION unanswerable) per threshold set.
 
-            answerable = rows["answerable"]
-            unanswerable = [r for k, v in rows.items() if k != "answerable" for r in v]
-            out.append({"min_dense": dense, "min_lexical": lexical,
-                        "answer_rate": round(sum(ok(r) for r in answerable) / len(answerable), 3),
-                        "refusal_rate": round(sum(not ok(r) for r in unanswerable) / len(unanswerable), 3)})
+    The rule is the answerer's: the retrieval gate, then parties found (when named), then the best
+    sentence close enough and holding the ask's words or value, or very close.
+    """
+    answerable = rows["answerable"]
+    unanswerable = [r for k, v in rows.items() if k != "answerable" for r in v]
+    out = []
+    for parties in (0.0, 0.5):
+        for dense in (0.25, 0.3, 0.35):
+            for lexical in (0.0, 0.3, 0.5):
+                for confident in (0.4, 0.5, 1.0):
+
+                    def ok(
+                        r: dict[str, Any],
+                        p: float = parties,
+                        d: float = dense,
+                        lx: float = lexical,
+                        c: float = confident,
+                    ) -> bool:
+                        if not r["gate"] or r["dense"] is None or (r["parties"] is not None and r["parties"] < p):
+                            return False
+                        return (r["dense"] >= d and (r["lexical"] >= lx or r["value"] is not None)) or r["dense"] >= c
+
+                    out.append(
+                        {
+                            "min_party_coverage": parties,
+                            "min_dense": dense,
+                            "min_lexical": lexical,
+                            "confident_dense": confident,
+                            "answer_rate": round(sum(ok(r) for r in answerable) / len(answerable), 3),
+                            "refusal_rate": round(sum(not ok(r) for r in unanswerable) / len(unanswerable), 3),
+                        }
+                    )
     return out
 
 
@@ -253,16 +306,26 @@ def main() -> None:
     started = time.time()
     if args.what == "calibrate":
         result = calibrate(args.data_dir)
-        print(format_table(["min_dense", "min_lexical", "answer_rate", "refusal_rate"],
-                           [[r["min_dense"], r["min_lexical"], r["answer_rate"], r["refusal_rate"]]
-                            for r in result["sweep"]]))
+        print(format_table(list(result["sweep"][0]), [list(r.values()) for r in result["sweep"]]))
         name = f"{args.name}-calibration"
     else:
         result = run(args.modes.split(","), args.data_dir)
         heads = ["mode", "answered", "contains", "cite", "supported", "ceiling", "p50 s", "refusal", "answerable"]
-        table = [[m, s["answered"], s["contains_cuad_answer"], s["answered_that_cite"], s["answered_fully_supported"],
-                  s["retrieval_ceiling"], s["seconds_per_answer"]["p50"], s["refusal_rate_unanswerable"],
-                  s["answer_rate_answerable"]] for m, r in result["modes"].items() for s in [r["summary"]]]
+        table = [
+            [
+                m,
+                s["answered"],
+                s["contains_cuad_answer"],
+                s["answered_that_cite"],
+                s["answered_fully_supported"],
+                s["retrieval_ceiling"],
+                s["seconds_per_answer"]["p50"],
+                s["refusal_rate_unanswerable"],
+                s["answer_rate_answerable"],
+            ]
+            for m, r in result["modes"].items()
+            for s in [r["summary"]]
+        ]
         print(format_table(heads, table))
         name = args.name
     result["seconds"] = round(time.time() - started)

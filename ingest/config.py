@@ -102,8 +102,14 @@ class AnswerSettings(BaseModel):
     dense_weight: float = 0.5
     lexical_weight: float = 0.35
     kind_weight: float = 0.2
-    min_sentence_dense: float = 0.30  # calibrated: bench/answer_trust.py calibrate
-    min_sentence_lexical: float = 0.34
+    # Calibrated (bench/answer_trust.py calibrate; README "Answers and refusals"): the best sentence answers when
+    # its cosine to the ask is >= min_sentence_dense and it holds >= min_sentence_lexical of the ask's terms (or
+    # the asked-for value), or when its cosine alone is >= confident_dense; a question naming parties needs a
+    # retrieved document that mentions >= min_party_coverage of their words.
+    min_sentence_dense: float = 0.30
+    min_sentence_lexical: float = 0.30
+    confident_dense: float = 0.40
+    min_party_coverage: float = Field(default=0.5, ge=0.0, le=1.0)
     min_content_overlap: float = Field(default=0.6, ge=0.0, le=1.0)  # verifier: content words found in the evidence
 
 

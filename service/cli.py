@@ -129,8 +129,8 @@ def ask(question: Annotated[str, typer.Argument(help="your question")],
         finally:
             state.close()
     out.print(response.answer)
-    removed = f", {response.unsupported_removed} unsupported sentence(s) removed" if response.unsupported_removed else ""
-    out.print(f"  ({response.grounding}{removed})")
+    removed = response.unsupported_removed
+    out.print(f"  ({response.grounding}" + (f", {removed} unsupported sentence(s) removed)" if removed else ")"))
     for c in response.citations:
         page = f" p. {c.page}" if c.page else ""
         flag = "" if c.cited else " (supplied, not cited)"
@@ -145,13 +145,16 @@ def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = No
 
     from service.app import create_app
     from service.auth.cli import prepare_serving
+    from service.proxies import UVICORN_OPTIONS
 
     settings = _settings()
     prepare_serving(settings)  # production without identity stops here; dev mode prints where its key is
     bind_host, bind_port = host or settings.host, port or settings.port
     err.print(f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}")
     # log_config=None: uvicorn's records go through Enclave's root handler (ENCLAVE_LOG_FORMAT)
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", log_config=None)
+    # proxy_headers off: X-Forwarded-For is believed only from ENCLAVE_API__TRUSTED_PROXIES (service.proxies)
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", log_config=None,
+                proxy_headers=UVICORN_OPTIONS["proxy_headers"])
 
 
 @app.command()

@@ -18,10 +18,10 @@ class Citation(BaseModel):
     title: str
     page: int | None
     page_end: int | None = None
-    start: int = Field(description="character offset in the document's extracted text of what the citation points at: "
-                       "the supporting sentence of a cited source, the chunk of an uncited one")
+    start: int = Field(description="character offset in the document's extracted text of what the citation "
+                       "points at: the supporting sentence of a cited source, the chunk of an uncited one")
     end: int
-    chunk_start: int | None = Field(default=None, description="the whole source chunk's start (its end is `chunk_end`)")
+    chunk_start: int | None = Field(default=None, description="the whole source chunk's start (end: `chunk_end`)")
     chunk_end: int | None = None
     snippet: str
     score: float
@@ -65,8 +65,10 @@ class QueryResponse(BaseModel):
     dropped_citations: int = Field(default=0, description="markers that pointed at no supplied source")
     grounding: Grounding = Field(default="not_found", description="how the answer was made: quoted from the sources, "
                                  "generated and verified against them, or not found")
-    sentences: list[AnswerSentence] = Field(default_factory=list, description="each answer sentence and what supports it")
-    unsupported_removed: int = Field(default=0, description="generated sentences removed because no cited source supports them")
+    sentences: list[AnswerSentence] = Field(default_factory=list,
+                                            description="each answer sentence and what supports it")
+    unsupported_removed: int = Field(default=0,
+                                     description="generated sentences removed: no cited source supports them")
 
 
 class SearchRequest(BaseModel):

@@ -22,6 +22,17 @@ from service.answering.prompt import (
 )
 
 __all__ = [
-    "INJECTION", "MARKER", "NOT_FOUND", "REMOVED", "SYSTEM_PROMPT", "CitationCheck", "build_messages",
-    "check_citations", "citations_for", "has_evidence", "is_refusal", "neutralise", "strip_invalid_markers",
+    "INJECTION",
+    "MARKER",
+    "NOT_FOUND",
+    "REMOVED",
+    "SYSTEM_PROMPT",
+    "CitationCheck",
+    "build_messages",
+    "check_citations",
+    "citations_for",
+    "has_evidence",
+    "is_refusal",
+    "neutralise",
+    "strip_invalid_markers",
 ]

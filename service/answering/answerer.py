@@ -25,8 +25,8 @@ from ingest.index.port import AccessFilter, ScoredChunk
 from ingest.runtime import Components
 from service.answering.compose import Composer, Redact, not_found
 from service.answering.evidence import Evidence, SentenceScorer, Weights, sentences_of
-from service.answering.generated import Piece, SentenceBuffer, pieces
-from service.answering.prompt import build_messages, has_evidence, is_refusal
+from service.answering.generated import Piece, SentenceBuffer
+from service.answering.prompt import INJECTION, MARKER, build_messages, has_evidence, is_refusal
 from service.answering.question import Question, analyse
 from service.answering.salient import normalise_numbers
 from service.answering.verify import LexicalCheck, SupportCheck, Verifier
@@ -49,12 +49,21 @@ VALUE_VOTERS = 5  # top sentences whose values vote when they disagree
 class AuditSink(Protocol):
     """Where an answer is recorded (``service.compliance.context.RequestAudit``)."""
 
-    def record(self, action: str, outcome: str = "ok", *, document_ids: Sequence[str] = (),
-               chunk_ids: Sequence[str] = (), query: str | None = None, model: str | None = None,
-               detail: dict[str, Any] | None = None) -> object: ...
+    def record(
+        self,
+        action: str,
+        outcome: str = "ok",
+        *,
+        document_ids: Sequence[str] = (),
+        chunk_ids: Sequence[str] = (),
+        query: str | None = None,
+        model: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> object: ...
 
-    def failures(self, action: str, *, query: str | None = None,
-                 document_ids: Sequence[str] = ()) -> AbstractContextManager[None]: ...
+    def failures(
+        self, action: str, *, query: str | None = None, document_ids: Sequence[str] = ()
+    ) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Prepared:
     supplied: list[ScoredChunk]
     ranked: list[Evidence]
     prompt_sources: list[ScoredChunk]
+    party_coverage: float | None = None  # share of the named parties' words in the best-matching document
 
 
 @dataclass
@@ -95,12 +105,24 @@ class Answer:
 class Answerer:
     """Owns the read path after authorisation: retrieve, choose sentences, quote or generate and verify."""
 
-    def __init__(self, settings: Settings, components: Components, generator: Generator,
-                 reranker: Reranker | None = None, checks: Sequence[SupportCheck] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        components: Components,
+        generator: Generator,
+        reranker: Reranker | None = None,
+        checks: Sequence[SupportCheck] = (),
+    ) -> None:
         self.settings, self.components, self.generator, self.reranker = settings, components, generator, reranker
         cfg = settings.answer
-        weights = Weights(cfg.dense_weight, cfg.lexical_weight, cfg.kind_weight, cfg.min_sentence_dense,
-                          cfg.min_sentence_lexical)
+        weights = Weights(
+            cfg.dense_weight,
+            cfg.lexical_weight,
+            cfg.kind_weight,
+            cfg.min_sentence_dense,
+            cfg.min_sentence_lexical,
+            cfg.confident_dense,
+        )
         self.scorer = SentenceScorer(components.embedder, components.sparse, weights)
         self.verifier = Verifier(LexicalCheck(components.sparse, cfg.min_content_overlap), checks)
 
@@ -117,33 +139,43 @@ class Answerer:
         """Sentences of the retrieved chunks and of the named document's best chunks for the ask, scored."""
         question = analyse(query)
         pool = list(found.retrieved.chunks)
+        coverage = self._party_coverage(question, pool)
         document = self._named_document(question, pool)
         if document is not None and self.settings.answer.focus_chunks:
             scoped = dataclasses.replace(found.access, document_ids=(document,))
-            extra = retrieve(self.components, question.ask, scoped, self.settings.answer.focus_chunks,
-                             found.mode)  # type: ignore[arg-type]
+            extra = retrieve(self.components, question.ask, scoped, self.settings.answer.focus_chunks, found.mode)  # type: ignore[arg-type]
             ids = {c.record.id for c in pool}
             pool = [c for c in pool if c.record.document_id == document] + [
-                c for c in extra.chunks if c.record.id not in ids]
-        ranked = self.scorer.score(question, sentences_of(pool))
+                c for c in extra.chunks if c.record.id not in ids
+            ]
+        # a sentence that addresses the model ("ignore previous instructions") is never an answer
+        ranked = [e for e in self.scorer.score(question, sentences_of(pool)) if not INJECTION.search(e.text)]
         supplied = list(found.retrieved.chunks[: found.k])
-        return Prepared(question, supplied, ranked, self._prompt_sources(ranked, supplied, found.k))
+        return Prepared(question, supplied, ranked, self._prompt_sources(ranked, supplied, found.k), coverage)
 
     def _named_document(self, question: Question, pool: Sequence[ScoredChunk]) -> str | None:
         """The document the question names (its title and parties in the retrieved text), if it names one."""
-        wanted = set(self.components.sparse.embed_query(question.reference).indices) if question.reference else set()
-        if not wanted:
+        scores = self._document_overlap(question.reference, pool)
+        ranked = [(score + 0.1 / (1 + rank), document) for rank, (document, score) in enumerate(scores.items())]
+        best = max(ranked, default=(0.0, None))
+        return best[1] if best[0] >= 0.3 else None
+
+    def _party_coverage(self, question: Question, pool: Sequence[ScoredChunk]) -> float | None:
+        """Share of the named parties' words in the best-matching retrieved document (None: it names none)."""
+        if not question.parties:
             return None
+        return max(self._document_overlap(question.parties, pool).values(), default=0.0)
+
+    def _document_overlap(self, names: str, pool: Sequence[ScoredChunk]) -> dict[str, float]:
+        """Per retrieved document (in rank order), the share of the terms of ``names`` in its title and chunks."""
+        wanted = set(self.components.sparse.embed_query(names).indices) if names else set()
+        if not wanted:
+            return {}
         texts: dict[str, list[str]] = {}
         for chunk in pool:
             texts.setdefault(chunk.record.document_id, [chunk.record.title]).append(chunk.record.text)
-        best, best_score = None, 0.0
-        for rank, (document, parts) in enumerate(texts.items()):
-            have = set(self.components.sparse.embed_passage("\n".join(parts)).indices)
-            score = len(wanted & have) / len(wanted) + 0.1 / (1 + rank)
-            if score > best_score:
-                best, best_score = document, score
-        return best if best_score >= 0.3 else None
+        terms = {d: set(self.components.sparse.embed_passage("\n".join(parts)).indices) for d, parts in texts.items()}
+        return {d: len(wanted & have) / len(wanted) for d, have in terms.items()}
 
     @staticmethod
     def _prompt_sources(ranked: Sequence[Evidence], supplied: Sequence[ScoredChunk], k: int) -> list[ScoredChunk]:
@@ -176,8 +208,9 @@ class Answerer:
         self.record(audit, req.query, answer)
         return answer.response
 
-    def stream(self, principal: Principal, req: QueryRequest, audit: AuditSink | None = None,
-               found: Found | None = None) -> Iterator[str]:
+    def stream(
+        self, principal: Principal, req: QueryRequest, audit: AuditSink | None = None, found: Found | None = None
+    ) -> Iterator[str]:
         """Server-sent events: ``token`` (whole checked sentences), one ``answer`` with citations, then ``done``.
 
         With ``audit``, ``query.answered`` is recorded before the ``answer`` event (or the failure is,
@@ -199,19 +232,37 @@ class Answerer:
                 self.record(audit, req.query, answer)
             yield _sse("answer", answer.response.model_dump())
         except EnclaveError as exc:
-            yield _sse("error", {"error": {"message": exc.message, "type": "server_error", "param": exc.param,
-                                           "code": _audit_failure(audit, req.query, exc)}})
+            yield _sse(
+                "error",
+                {
+                    "error": {
+                        "message": exc.message,
+                        "type": "server_error",
+                        "param": exc.param,
+                        "code": _audit_failure(audit, req.query, exc),
+                    }
+                },
+            )
         yield _sse("done", {})
 
     def record(self, audit: AuditSink, query: str, answer: Answer) -> None:
         """Audit ``query.answered``: the chunks shown, how the answer was grounded, what was removed."""
         response = answer.response
         outcome = "answered" if response.found else "not_found"
-        audit.record("query.answered", outcome, query=query, model=response.model,
-                     chunk_ids=[c.record.id for c in answer.shown],
-                     document_ids=[c.record.document_id for c in answer.shown],
-                     detail={"sources": len(answer.shown), "dropped_citations": response.dropped_citations,
-                             "grounding": response.grounding, "unsupported_removed": response.unsupported_removed})
+        audit.record(
+            "query.answered",
+            outcome,
+            query=query,
+            model=response.model,
+            chunk_ids=[c.record.id for c in answer.shown],
+            document_ids=[c.record.document_id for c in answer.shown],
+            detail={
+                "sources": len(answer.shown),
+                "dropped_citations": response.dropped_citations,
+                "grounding": response.grounding,
+                "unsupported_removed": response.unsupported_removed,
+            },
+        )
 
     def _separator(self, req: QueryRequest) -> str:
         return "\n"
@@ -222,6 +273,9 @@ class Answerer:
             yield Answer(not_found())
             return
         prepared = self.prepare(req.query, found)
+        if prepared.party_coverage is not None and prepared.party_coverage < self.settings.answer.min_party_coverage:
+            yield Answer(not_found())  # the agreement it names is not among the caller's documents
+            return
         composer = Composer(redact=self._redactor(principal.tenant, prepared.supplied))
         tally = Tally()
         if self.mode_for(prepared.question) == "generative":
@@ -231,8 +285,14 @@ class Answerer:
             yield from (s.text for s in composer.sentences)
         model = self.generator.model_name if tally.verified else None
         focus = Focus(self.components.sparse, found.retrieved.query_terms)
-        response = composer.response(prepared.supplied, self.settings.retrieval.snippet_chars, focus, model=model,
-                                     removed=tally.removed, dropped=tally.dropped)
+        response = composer.response(
+            prepared.supplied,
+            self.settings.retrieval.snippet_chars,
+            focus,
+            model=model,
+            removed=tally.removed,
+            dropped=tally.dropped,
+        )
         shown = composer.cited + [c for c in prepared.supplied if c not in composer.cited] if response.found else []
         yield Answer(response, shown)
 
@@ -272,18 +332,18 @@ class Answerer:
             return
         best = ranked[0]
         lead = self._value_sentence(ranked) if prepared.question.kind else None
-        if not self.scorer.supported(best, prepared.question) and lead is None:
+        if not self.scorer.supported(best) and lead is None:
             return
         first = lead or best
         if lead is not None and lead.value:
             composer.add(lead.value, "quoted", [lead])
-        composer.add(f"“{first.text}”", "quoted", [first])
+        composer.add(quote(first.text), "quoted", [first])
         margin, quoted = self.settings.answer.quote_margin, {first.text}
         for other in ranked:
             if len(quoted) >= self.settings.answer.max_quotes or other.score < best.score - margin:
                 break
-            if other.text not in quoted and self.scorer.supported(other, prepared.question):
-                composer.add(f"“{other.text}”", "quoted", [other])
+            if other.text not in quoted and self.scorer.supported(other):
+                composer.add(quote(other.text), "quoted", [other])
                 quoted.add(other.text)
 
     def _value_sentence(self, ranked: Sequence[Evidence]) -> Evidence | None:
@@ -300,8 +360,13 @@ class Answerer:
     def _params(self, principal: Principal) -> GenerationParams:
         cfg = self.settings.generator
         salt = tenant_cache_salt(self.components.compliance.keyring, principal.tenant)
-        return GenerationParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, timeout_s=cfg.timeout_s,
-                                frequency_penalty=cfg.frequency_penalty, cache_salt=salt)
+        return GenerationParams(
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            timeout_s=cfg.timeout_s,
+            frequency_penalty=cfg.frequency_penalty,
+            cache_salt=salt,
+        )
 
     def _redactor(self, tenant: str, sources: Sequence[ScoredChunk]) -> Redact:
         """Each shown sentence is scanned under the strictest redaction rule of the sources (if any needs it)."""
@@ -310,6 +375,12 @@ class Answerer:
         if not rule.needs_detection:
             return lambda text: text
         return lambda text: redactor.redact_text(text, tenant, rule)[0]
+
+
+def quote(text: str) -> str:
+    """A source sentence as the answer quotes it: its own bracketed numbers ("twelve months [4]") shown as
+    "(4)" so that no reader or client mistakes them for citation markers (the ``quote`` field keeps them)."""
+    return "“" + MARKER.sub(lambda m: f"({m.group(1)})", text) + "”"
 
 
 def _value_key(value: str | None) -> str:

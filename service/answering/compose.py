@@ -42,14 +42,27 @@ class Composer:
         """Render ``text`` with the markers of its ``evidence``; returns the sentence as shown."""
         markers = [self.marker(e) for e in evidence]
         unique = sorted(set(markers))
-        shown = f"{self.redact(text)} [{', '.join(map(str, unique))}]"
-        sources = [SentenceSource(marker=m, start=e.start, end=e.end, quote=e.text)
-                   for m, e in zip(markers, evidence, strict=True)]
+        text, markers_text = self.redact(text), f"[{', '.join(map(str, unique))}]"
+        end = text[-1:] if text[-1:] in (".", "!", "?") else ""
+        shown = f"{text[: len(text) - len(end)]} {markers_text}{end}"  # "… Delaware [1]."
+        sources = [
+            SentenceSource(marker=m, start=e.start, end=e.end, quote=e.text)
+            for m, e in zip(markers, evidence, strict=True)
+        ]
         self.sentences.append(AnswerSentence(text=shown, grounding=grounding, sources=sources))
         return shown
 
-    def response(self, supplied: Sequence[ScoredChunk], snippet_chars: int, focus: Focus | None, *,
-                 model: str | None, removed: int = 0, dropped: int = 0, separator: str = "\n") -> QueryResponse:
+    def response(
+        self,
+        supplied: Sequence[ScoredChunk],
+        snippet_chars: int,
+        focus: Focus | None,
+        *,
+        model: str | None,
+        removed: int = 0,
+        dropped: int = 0,
+        separator: str = "\n",
+    ) -> QueryResponse:
         """The finished response; with no sentence, a "not found" that still counts what was removed."""
         if not self.sentences:
             return not_found(model=None, removed=removed, dropped=dropped)
@@ -58,17 +71,38 @@ class Composer:
         cites = [self._cited(c, n, snippet_chars) for n, c in enumerate(self.cited, start=1)]
         cites += [citation(c, n, snippet_chars, False, focus) for n, c in enumerate(uncited, start=len(cites) + 1)]
         grounding: Grounding = "verified" if any(s.grounding == "verified" for s in self.sentences) else "quoted"
-        return QueryResponse(answer=separator.join(s.text for s in self.sentences), found=True, citations=cites,
-                             model=model, dropped_citations=dropped, grounding=grounding,
-                             sentences=self.sentences, unsupported_removed=removed)
+        return QueryResponse(
+            answer=separator.join(s.text for s in self.sentences),
+            found=True,
+            citations=cites,
+            model=model,
+            dropped_citations=dropped,
+            grounding=grounding,
+            sentences=self.sentences,
+            unsupported_removed=removed,
+        )
 
     def _cited(self, chunk: ScoredChunk, marker: int, snippet_chars: int) -> Citation:
         support = self.first_support[chunk.record.id]
         base = citation(chunk, marker, snippet_chars, True)
-        return base.model_copy(update={"start": support.start, "end": support.end, "chunk_start": chunk.record.start,
-                                       "chunk_end": chunk.record.end, "snippet": snippet(support.text, snippet_chars)})
+        return base.model_copy(
+            update={
+                "start": support.start,
+                "end": support.end,
+                "chunk_start": chunk.record.start,
+                "chunk_end": chunk.record.end,
+                "snippet": snippet(support.text, snippet_chars),
+            }
+        )
 
 
 def not_found(model: str | None = None, removed: int = 0, dropped: int = 0) -> QueryResponse:
-    return QueryResponse(answer=NOT_FOUND, found=False, citations=[], model=model, grounding="not_found",
-                         unsupported_removed=removed, dropped_citations=dropped)
+    return QueryResponse(
+        answer=NOT_FOUND,
+        found=False,
+        citations=[],
+        model=model,
+        grounding="not_found",
+        unsupported_removed=removed,
+        dropped_citations=dropped,
+    )

@@ -33,7 +33,8 @@ class Weights:
     lexical: float = 0.35
     kind: float = 0.2
     min_dense: float = 0.30
-    min_lexical: float = 0.34
+    min_lexical: float = 0.30
+    confident_dense: float = 0.40
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,11 @@ class SentenceScorer:
             scored.append(Evidence(e.chunk, e.sentence, round(d, 4), round(lex, 4), value, round(total, 4)))
         return sorted(scored, key=lambda e: -e.score)
 
-    def supported(self, best: Evidence, question: Question) -> bool:
-        """Whether the best sentence answers at all: close in meaning, and holding the ask's words or its value."""
+    def supported(self, best: Evidence) -> bool:
+        """Whether a sentence answers: close in meaning and holding the ask's words or value, or very close."""
         w = self.weights
-        return best.dense >= w.min_dense and (best.lexical >= w.min_lexical or best.value is not None)
+        has_ask = best.lexical >= w.min_lexical or best.value is not None
+        return (best.dense >= w.min_dense and has_ask) or best.dense >= w.confident_dense
 
     def _dense(self, ask: str, texts: list[str]) -> list[float]:
         query = np.asarray(self.embedder.embed_query(ask), dtype=np.float32)

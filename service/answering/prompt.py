@@ -9,7 +9,7 @@ mapped back to the supplied sources; markers that point at nothing are dropped a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ingest.index.port import ScoredChunk
@@ -114,8 +114,9 @@ def strip_invalid_markers(answer: str, source_count: int) -> str:
     return MARKER.sub(keep_valid, answer)
 
 
-def citations_for(answer: str, sources: Sequence[ScoredChunk], snippet_chars: int,
-                  focus: Focus | None = None) -> tuple[list[Citation], int]:
+def citations_for(
+    answer: str, sources: Sequence[ScoredChunk], snippet_chars: int, focus: Focus | None = None
+) -> tuple[list[Citation], int]:
     """Every supplied source in rank order (= its marker), flagged ``cited`` when the answer uses it."""
     check = check_citations(answer, len(sources))
     cites = [citation(chunk, n, snippet_chars, n in check.cited, focus) for n, chunk in enumerate(sources, start=1)]

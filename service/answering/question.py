@@ -17,7 +17,12 @@ from typing import Literal
 ValueKind = Literal["law", "notice", "renewal", "date", "duration", "amount", "party"]
 
 KINDS: list[tuple[ValueKind, re.Pattern[str]]] = [
-    ("law", re.compile(r"\b(?:govern\w*|jurisdiction\w*|choice of law|which (?:state|country)\W*s? laws?|applicable law)\b", re.I)),
+    (
+        "law",
+        re.compile(
+            r"\b(?:govern\w*|jurisdiction\w*|choice of law|which (?:state|country)\W*s? laws?|applicable law)\b", re.I
+        ),
+    ),
     ("notice", re.compile(r"\bnotice\b", re.I)),
     ("renewal", re.compile(r"\brenew\w*", re.I)),
     ("date", re.compile(r"\b(?:when|what date|which date|expir\w*|effective date|until when)\b", re.I)),
@@ -28,6 +33,8 @@ KINDS: list[tuple[ValueKind, re.Pattern[str]]] = [
 NAME = re.compile(r"[A-Z][\w&.'’-]*|\b[\w.-]*\d[\w.-]*\b|\b[\w-]+\.(?:com|net|org|io)\b")
 QUOTED = re.compile(r"[\"“][^\"“”]{1,80}[\"”]|\([^()]{1,80}\)")
 
+PARTIES = re.compile(r"\b(?:between|among|amongst)\s", re.I)
+
 
 @dataclass(frozen=True)
 class Question:
@@ -37,6 +44,7 @@ class Question:
     ask: str
     reference: str
     kind: ValueKind | None
+    parties: str = ""  # the names after "between"/"among": a document the corpus must hold for an answer
 
 
 def analyse(text: str) -> Question:
@@ -53,4 +61,6 @@ def analyse(text: str) -> Question:
     if len(re.findall(r"[a-z]{3,}", ask)) < 2:
         ask = text  # the question is (almost) only names: everything it says is the ask
     kind = next((k for k, pattern in KINDS if pattern.search(ask)), None)
-    return Question(text=text, ask=ask, reference=reference, kind=kind)
+    connector = PARTIES.search(text)
+    parties = " ".join(text[a:b] for a, b in sorted(reference_spans) if connector and a >= connector.end())
+    return Question(text=text, ask=ask, reference=reference, kind=kind, parties=parties)

@@ -11,12 +11,50 @@ from __future__ import annotations
 import re
 from datetime import date
 
-MONTHS = {name: i for i, name in enumerate(
-    "january february march april may june july august september october november december".split(), start=1)}
+MONTHS = {
+    name: i
+    for i, name in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
 MONTHS.update({name[:3]: i for name, i in list(MONTHS.items())} | {"sept": 9})
 UNITS = {"day": "day", "business day": "day", "week": "week", "month": "month", "year": "year", "hour": "hour"}
-SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-         "seventeen eighteen nineteen").split()
+SMALL = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 NUMBER_WORD = re.compile(
     r"\b(?:(?P<tens>" + "|".join(TENS) + r")(?:[- ](?P<unit>one|two|three|four|five|six|seven|eight|nine))?"
@@ -34,10 +72,82 @@ WORD = re.compile(r"[A-Za-z][A-Za-z'’&-]*")
 NEGATIONS = frozenset({"not", "no", "never", "neither", "nor", "without", "cannot", "won't", "don't", "doesn't"})
 # Capitalised words that carry no claim (sentence openers, pronouns, the answer's own frame).
 PLAIN = frozenset(
-    "a an the this that these those it its i we you he she they there here in on at by for of to and or but if "
-    "as is are was were be been not no yes any all each either both such under per with from after before "
-    "upon when where which who what how why according source sources answer agreement contract party parties "
-    "section sections clause clauses article articles term terms".split()
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "i",
+        "we",
+        "you",
+        "he",
+        "she",
+        "they",
+        "there",
+        "here",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "of",
+        "to",
+        "and",
+        "or",
+        "but",
+        "if",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "not",
+        "no",
+        "yes",
+        "any",
+        "all",
+        "each",
+        "either",
+        "both",
+        "such",
+        "under",
+        "per",
+        "with",
+        "from",
+        "after",
+        "before",
+        "upon",
+        "when",
+        "where",
+        "which",
+        "who",
+        "what",
+        "how",
+        "why",
+        "according",
+        "source",
+        "sources",
+        "answer",
+        "agreement",
+        "contract",
+        "party",
+        "parties",
+        "section",
+        "sections",
+        "clause",
+        "clauses",
+        "article",
+        "articles",
+        "term",
+        "terms",
+    ]
 )
 
 
@@ -132,8 +242,14 @@ def section_refs(text: str) -> set[str]:
 
 def claims(text: str) -> dict[str, set[str]]:
     """Everything checkable in ``text``, by kind."""
-    return {"date": dates(text), "number": numbers(text) - _date_parts(text), "duration": durations(text),
-            "name": names(text), "section": section_refs(text), "negation": negations(text)}
+    return {
+        "date": dates(text),
+        "number": numbers(text) - _date_parts(text),
+        "duration": durations(text),
+        "name": names(text),
+        "section": section_refs(text),
+        "negation": negations(text),
+    }
 
 
 def _date_parts(text: str) -> set[str]:

@@ -13,10 +13,110 @@ from dataclasses import dataclass
 
 # Words that end with a full stop without ending a sentence (compared lower-cased, without the stop).
 ABBREVIATIONS = frozenset(
-    "inc ltd llc co corp corps no nos sec secs art arts para paras cl ch vol pp p fig figs ex exh dept div est "
-    "e.g i.e etc vs v cf al approx ca mr mrs ms dr prof st jr sr messrs hon gen col lt sgt rev "
-    "pt pts mg mcg ml mmol kg g cm mm km hr hrs min max tab tabs cap caps inj susp bid tid qid qd prn po iv im sc "
-    "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k n.a s.a b.v n.v a.g s.p.a l.p p.c".split()
+    [
+        "inc",
+        "ltd",
+        "llc",
+        "co",
+        "corp",
+        "corps",
+        "no",
+        "nos",
+        "sec",
+        "secs",
+        "art",
+        "arts",
+        "para",
+        "paras",
+        "cl",
+        "ch",
+        "vol",
+        "pp",
+        "p",
+        "fig",
+        "figs",
+        "ex",
+        "exh",
+        "dept",
+        "div",
+        "est",
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "v",
+        "cf",
+        "al",
+        "approx",
+        "ca",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "messrs",
+        "hon",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "rev",
+        "pt",
+        "pts",
+        "mg",
+        "mcg",
+        "ml",
+        "mmol",
+        "kg",
+        "g",
+        "cm",
+        "mm",
+        "km",
+        "hr",
+        "hrs",
+        "min",
+        "max",
+        "tab",
+        "tabs",
+        "cap",
+        "caps",
+        "inj",
+        "susp",
+        "bid",
+        "tid",
+        "qid",
+        "qd",
+        "prn",
+        "po",
+        "iv",
+        "im",
+        "sc",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "u.k",
+        "n.a",
+        "s.a",
+        "b.v",
+        "n.v",
+        "a.g",
+        "s.p.a",
+        "l.p",
+        "p.c",
+    ]
 )
 # A full stop (or ! ?) and closing quotes/brackets, then whitespace: a candidate sentence end.
 END = re.compile(r"[.!?][\"'”’)\]]*\s+")
@@ -25,7 +125,8 @@ CLAUSE = re.compile(r";\s+(?=(?:(?:and|or)\s+)?(?:\([a-z0-9]{1,4}\)|[a-z0-9]{1,3
 BLANK_LINE = re.compile(r"\n\s*\n")
 # A line that starts a new unit even without a blank line before it: a numbered heading or clause, a bullet.
 LINE_START = re.compile(
-    r"\n(?=[ \t]*(?:(?:section|article|schedule|exhibit)\s+\w|\d{1,3}(?:\.\d{1,3})*[.)]?\s|\([a-z0-9]{1,4}\)\s|[-•*]\s|[A-Z][A-Z &,-]{3,}\n))",
+    r"\n(?=[ \t]*(?:(?:section|article|schedule|exhibit)\s+\w|\d{1,3}(?:\.\d{1,3})*[.)]?\s"
+    r"|\([a-z0-9]{1,4}\)\s|[-•*]\s|[A-Z][A-Z &,-]{3,}\n))",
     re.IGNORECASE,
 )
 # A heading on a line of its own ("6. GOVERNING LAW", "ASSESSMENT AND PLAN:"): the text below it starts anew.
@@ -71,9 +172,9 @@ def _ends_sentence(text: str, stop: int, after: int) -> bool:
         return False  # "Inc.", "e.g.", an initial "J."
     if re.fullmatch(r"\d{1,3}(?:\.\d{1,3})*", token):
         line_start = text.rfind("\n", 0, stop) + 1
-        if not text[line_start:stop].strip(" \t(").replace(".", "").isdigit():
-            return True  # "… for 30 days. The" — a number ends the sentence
-        return False  # "12. MISCELLANEOUS", "12.3 Governing Law": a clause number, not an end
+        # "12. MISCELLANEOUS", "12.3 Governing Law" open a line: a clause number, not an end;
+        # "… for 30 days. The" or "… Section 4.2. The": a number inside a line ends the sentence
+        return not text[line_start:stop].strip(" \t(").replace(".", "").isdigit()
     following = text[after : after + 1]
     return not following or not following.islower()  # "… approx. three" continues lower-case
 

@@ -11,17 +11,21 @@ from collections.abc import Callable
 from service.answering.question import ValueKind
 from service.answering.salient import DAY_FIRST, NUMERIC_DATE, WORD_DATE
 
-_NUM = (r"(?:\d+|(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ])?(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
-        r"twenty|thirty|forty|forty-five|fifty|sixty|seventy|eighty|ninety|hundred)(?:\s*\(\d+\))?)")
+_NUM = (
+    r"(?:\d+|(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ])?"
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|forty-five|fifty|sixty|seventy|eighty|ninety|hundred)(?:\s*\(\d+\))?)"
+)
 DURATION = re.compile(
-    r"\b(?:(?:successive|additional|consecutive|further|renewal)\s+)?" + _NUM
+    r"\b(?:(?:successive|additional|consecutive|further|renewal)\s+)?"
+    + _NUM
     + r"\s+(?:\(\d+\)\s+)?(?:full\s+)?(?:calendar\s+|business\s+|working\s+)?(?:days?|weeks?|months?|years?)\b"
     + r"(?:\s+(?:from|after|following)\s+(?:the\s+)?(?:[A-Z][\w-]*\s*){1,3})?",
     re.I,
 )
 LAW = re.compile(
     r"\blaws?\s+(?:in\s+force\s+in\s+|of\s+)(?:the\s+)?(?:(?:State|Commonwealth|Province|Republic|Kingdom|"
-    r"People'?s Republic|Government)\s+of\s+(?:the\s+)?)?(?P<v>[A-Z][\w.]*(?:(?:\s+|,\s*|\s+and\s+|\s+of\s+)[A-Z][\w.]*){0,4})"
+    r"People'?s Republic|Government)\s+of\s+(?:the\s+)?)?"
+    r"(?P<v>[A-Z][\w.]*(?:(?:\s+|,\s*|\s+and\s+|\s+of\s+)[A-Z][\w.]*){0,4})"
     r"|\b(?:by|under)\s+(?:the\s+)?(?:internal\s+)?(?P<w>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\s+law\b"
 )
 NOT_PLACES = {"United States"}  # "the laws of the United States and the State of X": the state is the answer
@@ -48,14 +52,27 @@ def duration(sentence: str) -> str | None:
     return m.group(0) if m else None
 
 
+START_CUE = re.compile(
+    r"\b(?:dated|as of|made|entered into|commenc\w*|effective|beginning|starting|from)\s*(?:on\s+)?$", re.I
+)
+END_CUE = re.compile(r"\b(?:until|through|expir\w*|end\w*|terminat\w*|before|up to)\s*(?:on\s+)?(?:the\s+)?$", re.I)
+
+
 def date_value(sentence: str) -> str | None:
-    """A written date; else a term ("three (3) years from the Effective Date"); else "perpetual"."""
-    for pattern in (WORD_DATE, NUMERIC_DATE, DAY_FIRST):
-        for m in pattern.finditer(sentence):
-            if not re.search(r"\b(?:dated|as of|made|entered into)\s*(?:on\s+)?$", sentence[: m.start()], re.I):
-                return m.group(0)
-    m = PERPETUAL.search(sentence)
-    return duration(sentence) or (m.group(0) if m else None)
+    """When something ends: a date after "until"/"expires on"; else the term ("three (3) years from the
+    Effective Date"); else another date that is not a start date; else "perpetual"."""
+    dates = [m for pattern in (WORD_DATE, NUMERIC_DATE, DAY_FIRST) for m in pattern.finditer(sentence)]
+    ending = [d for d in dates if END_CUE.search(sentence[: d.start()][-40:])]
+    if ending:
+        return ending[0].group(0)
+    term = duration(sentence)
+    if term:
+        return term
+    other = [d for d in dates if not START_CUE.search(sentence[: d.start()][-40:])]
+    if other:
+        return other[0].group(0)
+    perpetual = PERPETUAL.search(sentence)
+    return perpetual.group(0) if perpetual else None
 
 
 def amount(sentence: str) -> str | None:
@@ -82,7 +99,12 @@ def renewal(sentence: str) -> str | None:
 
 
 FINDERS: dict[ValueKind, Callable[[str], str | None]] = {
-    "law": law, "notice": notice, "renewal": renewal, "date": date_value, "duration": duration, "amount": amount,
+    "law": law,
+    "notice": notice,
+    "renewal": renewal,
+    "date": date_value,
+    "duration": duration,
+    "amount": amount,
 }
 
 

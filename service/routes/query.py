@@ -22,7 +22,9 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 @router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}},
              dependencies=[require("reader", action="query")])
-def query(state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: AuditDep) -> QueryResponse | StreamingResponse:
+def query(
+    state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: AuditDep
+) -> QueryResponse | StreamingResponse:
     """Answer a question from the caller's documents, with citations; ``stream: true`` for SSE."""
     if not req.stream:
         return state.answerer.audited(principal, req, audit)
@@ -42,8 +44,9 @@ def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: 
     with audit.failures("search.performed", query=req.query):
         access = narrow(principal.access(req.collections), req.filters, state.components.engine)
         retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker)
-    audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in retrieved.chunks],
-                 document_ids=[c.record.document_id for c in retrieved.chunks], detail={"results": len(retrieved.chunks)})
+    chunks = retrieved.chunks
+    audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in chunks],
+                 document_ids=[c.record.document_id for c in chunks], detail={"results": len(chunks)})
     snippet, focus = state.settings.retrieval.snippet_chars, Focus(state.components.sparse, retrieved.query_terms)
     ranked = enumerate(retrieved.chunks, start=1)
     return SearchResponse(results=[citation(c, i, snippet, focus=focus) for i, c in ranked])

@@ -20,7 +20,10 @@ CLAUSES = """12. MISCELLANEOUS
 12.3 Governing Law. This Agreement shall be governed by the laws of the State of Delaware, without regard to \
 conflicts of law. Acme Corp. and Globex Inc. agree that notices (e.g. invoices) go to Dr. Smith at No. 4 Main St.
 The Licensee shall pay (a) a fee of $10,000; (b) royalties of 5%; and (c) all taxes."""
-MEDICAL = "ASSESSMENT AND PLAN:\nPt. given 5 mg. of morphine approx. twice daily. Dr. Jones to review on Mon. Follow up in 2 wks."
+MEDICAL = (
+    "ASSESSMENT AND PLAN:\nPt. given 5 mg. of morphine approx. twice daily. Dr. Jones to review on Mon. "
+    "Follow up in 2 wks."
+)
 
 
 def texts(text: str) -> list[str]:
@@ -60,7 +63,10 @@ def test_every_sentence_is_an_exact_ordered_slice_and_no_text_is_lost(text: str)
 
 def test_claims_are_normalised_so_the_same_fact_written_two_ways_matches() -> None:
     source = "The term ends on December 31, 2014 and renews for thirty (30) days; the fee is $1,000,000 (DELAWARE)."
-    assert salient.unsupported(salient.claims("It ends 12/31/14, renews for 30 days, fee 1,000,000, Delaware."), source) == []
+    assert (
+        salient.unsupported(salient.claims("It ends 12/31/14, renews for 30 days, fee 1,000,000, Delaware."), source)
+        == []
+    )
     invented = salient.claims("It is governed by Section 301(c)(4) of the Federal Trade Commission for 60 days.")
     missing = salient.unsupported(invented, source)
     assert {"section:301(c)(4)", "name:federal", "name:commission", "duration:60 day"} <= set(missing)
@@ -70,7 +76,9 @@ def test_values_are_copied_verbatim_from_the_sentence() -> None:
     assert values.law("governed by the laws of the State of New York, without regard to") == "New York"
     assert values.law("construed under the laws of England and Wales.") == "England and Wales"
     assert values.date_value("continue until December 31, 2014, unless terminated") == "December 31, 2014"
-    assert values.date_value("for three (3) years from the Effective Date.") == "three (3) years from the Effective Date"
+    assert (
+        values.date_value("for three (3) years from the Effective Date.") == "three (3) years from the Effective Date"
+    )
     assert values.renewal("renews for successive one (1) year terms") == "successive one (1) year"
     assert values.notice("on ninety (90) days prior written notice") == "ninety (90) days"
     assert values.notice("for ninety (90) days") is None  # a duration, but not of notice
@@ -106,13 +114,19 @@ def test_the_verifier_keeps_supported_sentences_and_names_what_an_invented_one_l
 def test_generated_text_is_cut_into_sentences_with_their_markers() -> None:
     found = pieces("Delaware law governs [1]. Notice is 30 days. [2] See Dr. Smith [1, 3].")
     assert [(p.plain, p.numbers) for p in found] == [
-        ("Delaware law governs.", [1]), ("Notice is 30 days.", [2]), ("See Dr. Smith.", [1, 3])]
+        ("Delaware law governs.", [1]),
+        ("Notice is 30 days.", [2]),
+        ("See Dr. Smith.", [1, 3]),
+    ]
 
 
 def test_a_stream_releases_a_sentence_only_when_the_next_one_has_begun() -> None:
     buffer = SentenceBuffer()
-    released = [(p.plain, p.numbers) for delta in ["Delaware law ", "governs. ", "[1] Notice", " is 30 days [2]."]
-                for p in buffer.feed(delta)]
+    released = [
+        (p.plain, p.numbers)
+        for delta in ["Delaware law ", "governs. ", "[1] Notice", " is 30 days [2]."]
+        for p in buffer.feed(delta)
+    ]
     assert released == [("Delaware law governs.", [1])]  # its marker arrived before it was let go
     assert [p.numbers for p in pieces("Delaware law governs. [1]")] == [[1]]
     assert [p.plain for p in buffer.flush()] == ["Notice is 30 days."]

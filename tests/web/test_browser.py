@@ -103,6 +103,13 @@ def test_upload_then_ask_then_open_the_cited_span(page: Watched, enclave: Enclav
     mark.wait_for()
     text = NDA.read_text(encoding="utf-8")
     assert mark.inner_text() == text[cited["start"] : cited["end"]]
+    # the highlight is the supporting sentence itself, and every answer sentence stands on a quoted source sentence
+    supports = [s for sentence in answer["sentences"] for s in sentence["sources"] if s["marker"] == cited["marker"]]
+    assert supports and mark.inner_text() == supports[0]["quote"] and cited["end"] - cited["start"] < 400
+    assert answer["sentences"] and answer["grounding"] in ("quoted", "verified")
+    quotes = [s for sentence in answer["sentences"] for s in sentence["sources"]]
+    assert all(text[s["start"] : s["end"]] == s["quote"] for s in quotes)
+    assert "Federal Trade Commission" not in answer["answer"]
     assert p.evaluate("document.activeElement.id") == "passage"
     assert cited["title"] in p.locator("#passage-title").inner_text()
     assert (f"page {cited['page']}" if cited["page"] else "no page numbers") in p.locator("#passage-meta").inner_text()
