@@ -139,7 +139,10 @@ class TargetPolicy:
         host = (parts.hostname or "").lower().rstrip(".")
         if parts.scheme not in ("http", "https") or not host:
             raise WebhookTargetRefused("a webhook URL must be http(s)://host[:port]/path", param="url")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # "https://host:69220/": urllib refuses ports outside 0-65535
+            raise WebhookTargetRefused("the webhook URL's port must be a number from 1 to 65535", param="url") from None
         literal = _literal(host)
         if literal is None and host not in self._names and not (self._allow_public or self._networks):
             self._refuse(host, None)  # nothing it could resolve to is allowed: do not even ask DNS

@@ -61,7 +61,7 @@ class QueryResponse(BaseModel):
     answer: str
     found: bool
     citations: list[Citation]
-    model: str | None = Field(default=None, description="the generator that wrote the answer; null when none did")
+    model: str | None = Field(default=None, description="the generator consulted; null when none was (quoted answers)")
     dropped_citations: int = Field(default=0, description="markers that pointed at no supplied source")
     grounding: Grounding = Field(default="not_found", description="how the answer was made: quoted from the sources, "
                                  "generated and verified against them, or not found")

@@ -91,7 +91,6 @@ class Prepared:
 class Tally:
     removed: int = 0
     dropped: int = 0
-    verified: int = 0
 
 
 @dataclass
@@ -278,12 +277,13 @@ class Answerer:
             return
         composer = Composer(redact=self._redactor(principal.tenant, prepared.supplied))
         tally = Tally()
-        if self.mode_for(prepared.question) == "generative":
+        generative = self.mode_for(prepared.question) == "generative"
+        if generative:
             yield from self._generate(principal, prepared, composer, tally)
         if not composer.sentences:
             self._extract(prepared, composer)
             yield from (s.text for s in composer.sentences)
-        model = self.generator.model_name if tally.verified else None
+        model = self.generator.model_name if generative else None  # the model consulted, even if all it wrote went
         focus = Focus(self.components.sparse, found.retrieved.query_terms)
         response = composer.response(
             prepared.supplied,
@@ -322,7 +322,6 @@ class Answerer:
         if not verdict.supported:
             tally.removed += 1
             return None
-        tally.verified += 1
         return composer.add(piece.plain, "verified", verdict.evidence)
 
     def _extract(self, prepared: Prepared, composer: Composer) -> None:

@@ -23,6 +23,7 @@ from service.answering.sentences import Sentence, split
 from service.answering.values import value_of
 
 MIN_WORDS = 4  # shorter "sentences" are headings and list markers: context, never an answer
+HEADING_WORDS = 8  # a line this short without one lower-case word is a heading or an index entry
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,17 @@ def sentences_of(chunks: Sequence[ScoredChunk]) -> list[Evidence]:
     return out
 
 
+def answer_like(text: str) -> bool:
+    """Whether a sentence can answer: not a heading or fragment (too short), not a table of contents or a
+    schedule of figures ("11.1 Term 35 11.2 Termination for Cause 35": numbers between the words)."""
+    words = text.split()
+    numbers = sum(w.strip(".,;:()").replace(".", "").isdigit() for w in words)
+    heading = len(words) <= HEADING_WORDS and not any(
+        w[:1].islower() for w in words
+    )  # "Governing Law 15 Section 11.04."
+    return len(words) >= MIN_WORDS and not heading and not (numbers >= 4 and numbers >= 0.2 * len(words))
+
+
 class SentenceScorer:
     """Scores candidate sentences against a question's ask (dense + lexical + kind of value)."""
 
@@ -91,7 +103,7 @@ class SentenceScorer:
 
     def score(self, question: Question, candidates: Sequence[Evidence]) -> list[Evidence]:
         """``candidates`` with their signals and scores, best first; headings and fragments left out."""
-        pool = [e for e in candidates if len(e.text.split()) >= MIN_WORDS]
+        pool = [e for e in candidates if answer_like(e.text)]
         if not pool:
             return []
         dense = self._dense(question.ask, [e.text for e in pool])

@@ -95,7 +95,10 @@ def notice(sentence: str) -> str | None:
 
 
 def renewal(sentence: str) -> str | None:
-    return nearest_duration(sentence, RENEWAL_CUE)
+    """The term written after "renew"/"extend" ("renews for successive one (1) year terms"), else the nearest."""
+    cue = RENEWAL_CUE.search(sentence)
+    after = DURATION.search(sentence, cue.end()) if cue else None
+    return after.group(0) if after else nearest_duration(sentence, RENEWAL_CUE)
 
 
 FINDERS: dict[ValueKind, Callable[[str], str | None]] = {

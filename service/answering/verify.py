@@ -53,11 +53,14 @@ class LexicalCheck:
         asked = claims(question)
         claimed = {kind: values - asked[kind] for kind, values in claims(claim).items()}
         gaps = unsupported(claimed, f"{evidence}\n{question}")
-        wanted = set(self.sparse.embed_query(claim).indices)
-        if wanted:
-            have = set(self.sparse.embed_passage(f"{evidence}\n{question}").indices)
-            if len(wanted & have) / len(wanted) < self.min_overlap:
-                gaps.append("content")
+        # Content words beyond the question's own must come from the evidence; a sentence that only
+        # restates the question ("The NDA between Acme and Globex.") or says nothing ("Yes.") is not an answer.
+        wanted = set(self.sparse.embed_query(claim).indices) - set(self.sparse.embed_query(question).indices)
+        if not wanted:
+            return [*gaps, "no content"]
+        have = set(self.sparse.embed_passage(evidence).indices)
+        if len(wanted & have) / len(wanted) < self.min_overlap:
+            gaps.append("content")
         return gaps
 
     def overlap(self, claim: str, text: str) -> float:

@@ -18,6 +18,7 @@ from ingest.errors import NotFound
 from ingest.index.port import ChunkRecord, SparseVector
 from ingest.runtime import Components
 from ingest.store.models import Document
+from service.answering.sentences import split
 from service.auth import Principal
 
 MAX_CHUNKS = 2000  # a document's chunks read to find the cited one (documents are far smaller in practice)
@@ -85,11 +86,14 @@ def passage_of(document: Document, chunks: list[ChunkRecord], start: int, end: i
 
 
 def _holding(chunks: list[ChunkRecord], start: int, end: int) -> int | None:
-    """Index of the chunk spanning exactly ``start``–``end``, else of the first one that contains it."""
+    """Index of the chunk spanning exactly ``start``–``end``, else of one with a sentence spanning exactly that
+    (what an answer cites); any other span is no citation."""
     exact = next((i for i, c in enumerate(chunks) if c.start == start and c.end == end), None)
-    if exact is not None or start >= end:
+    if exact is not None:
         return exact
-    return next((i for i, c in enumerate(chunks) if c.start <= start and end <= c.end), None)
+    return next((i for i, c in enumerate(chunks) if c.start <= start and end <= c.end
+                 and len(c.text) == c.end - c.start
+                 and any((c.start + s.start, c.start + s.end) == (start, end) for s in split(c.text))), None)
 
 
 def _lay_out(chunks: list[ChunkRecord], cited: ChunkRecord) -> tuple[str, int, int, int]:

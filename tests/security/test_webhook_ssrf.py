@@ -85,7 +85,7 @@ def test_internal_addresses_are_refused_in_any_numeric_spelling(site: Site, data
     "http://127.0.0.1:8000/", "http://localhost:1/", "http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/",
     "http://127.1/", "http://0/", "http://169.254.169.254/latest/meta-data/", "https://10.0.0.1/", "http://192.168.1.1/",
     "http://172.16.5.4/", "http://100.64.0.1/", "http://224.0.0.1/", "http://255.255.255.255/", "http://4294967296/",
-    "http://0x100000000/", "http://1.256.0.0/", "http://LocalHost/",
+    "http://0x100000000/", "http://1.256.0.0/", "http://LocalHost/", "https://j:69220/",
 ])
 def test_the_review_s_targets_are_refused_and_nothing_is_stored(site: Site, admin: dict[str, str], url: str) -> None:
     _assert_refused(site, admin, url)

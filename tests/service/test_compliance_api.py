@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from ingest.config import AnswerSettings
 from ingest.runtime import Components
 from ingest.store.compliance_models import AuditRecord
 from ingest.store.models import Chunk, Document
@@ -86,7 +87,10 @@ def test_upload_query_and_search_are_audited_with_the_chunks_shown(site: tuple[T
     answered = records["query.answered"]
     with Session(components.engine) as session:
         chunk_ids = set(session.exec(select(Chunk.id).where(Chunk.document_id == doc)).all())
-    assert answered["request_id"] == "req-q-1" and answered["outcome"] == "answered" and answered["model"]
+    assert answered["request_id"] == "req-q-1" and answered["outcome"] == "answered"
+    # how the answer was made is on the record: quoted (no model consulted) and nothing removed
+    assert answered["model"] is None and answered["detail"]["grounding"] == "quoted"
+    assert answered["detail"]["unsupported_removed"] == 0
     assert len(answered["chunk_ids"]) == len(asked.json()["citations"]) and set(answered["chunk_ids"]) <= chunk_ids
     assert (
         answered["subject"]
@@ -178,8 +182,9 @@ def test_a_dead_generator_is_recorded_as_such(site: tuple[TestClient, Components
     client, components = site
     _upload(client, NDA.name, NDA.read_bytes())
     dead = OpenAICompatibleGenerator(f"http://127.0.0.1:{_dead_port()}", model="gone", default_timeout=2)
-    state = build_state(components.settings, components=components, generator=dead, start_worker=False)
-    with TestClient(create_app(components.settings, state), headers=HEADERS) as broken:
+    settings = components.settings.model_copy(update={"answer": AnswerSettings(mode="generative")})
+    state = build_state(settings, components=components, generator=dead, start_worker=False)
+    with TestClient(create_app(settings, state), headers=HEADERS) as broken:
         question = {"query": "Which state's law governs the agreement?"}
         plain = broken.post("/v1/query", json=question, headers={"X-Request-ID": "req-dead-1"})
         streamed = broken.post("/v1/query", json=question | {"stream": True}, headers={"X-Request-ID": "req-dead-2"})
@@ -189,14 +194,14 @@ def test_a_dead_generator_is_recorded_as_such(site: tuple[TestClient, Components
     assert outcomes["req-dead-1"] == outcomes["req-dead-2"] == "error:generator_unavailable"
 
 
-def test_phi_answers_are_scanned_and_streamed_in_one_piece(client: TestClient) -> None:
+def test_phi_answers_are_scanned_before_any_sentence_is_streamed(client: TestClient) -> None:
     note = _upload(client, "discharge.txt", NOTE.encode(), classification="phi")
     body = {"query": "Which antibiotics was the pneumonia patient discharged on?", "stream": True, "k": 1}
     events = _sse(client.post("/v1/query", json=body).text)
     tokens = [data["text"] for kind, data in events if kind == "token"]
     answer = [data for kind, data in events if kind == "answer"][0]
     assert answer["found"] and answer["citations"][0]["document_id"] == note
-    assert len(tokens) == 1 and tokens[0] == answer["answer"]  # held back and sent once, after the scan
+    assert tokens and "".join(tokens) == answer["answer"]  # each sentence scanned before it is sent
     assert "Maria Gonzalez" not in json.dumps(events) and "004512378" not in json.dumps(events)
 
 

@@ -140,7 +140,7 @@ def test_a_stream_never_shows_the_invented_sentence(inventing: TestClient) -> No
 def test_when_nothing_generated_is_supported_the_answer_falls_back_to_quoting(tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
     for client in _client(tmp_path, embedder, parser, ScriptedGenerator(INVENTED), "generative"):
         body = _ask(client)
-        assert body["grounding"] == "quoted" and body["unsupported_removed"] == 1 and body["model"] is None
+        assert body["grounding"] == "quoted" and body["unsupported_removed"] == 1 and body["model"] == "scripted"
         assert "Federal Trade Commission" not in body["answer"] and body["answer"].startswith("Delaware [1]")
         chat = client.post(
             "/v1/chat/completions", json={"model": "enclave", "messages": [{"role": "user", "content": QUESTION}]}

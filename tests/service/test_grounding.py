@@ -107,8 +107,8 @@ def test_the_verifier_keeps_supported_sentences_and_names_what_an_invented_one_l
     assert not invented.supported and "section:301(c)(4)" in invented.missing
     negated = verifier.verify("The Agreement is not governed by the laws of Delaware.", question, source)
     assert not negated.supported and "negation:not" in negated.missing
-    empty = verifier.verify("Yes.", question, source)
-    assert not empty.supported  # nothing checkable is nothing verified
+    for empty in ("Yes.", "The.", "The NDA between Acme and Globex."):
+        assert not verifier.verify(empty, question, source).supported  # nothing checkable is nothing verified
 
 
 def test_generated_text_is_cut_into_sentences_with_their_markers() -> None:

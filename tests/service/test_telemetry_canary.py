@@ -64,7 +64,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[io.StringIO]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator, spans, logs) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    settings = make_settings(tmp_path_factory.mktemp("canary") / "data")
+    # generative: the answers go through the model, so the generator's metrics and spans are exercised too
+    settings = make_settings(tmp_path_factory.mktemp("canary") / "data", answer={"mode": "generative"})
     with served_app(settings, embedder, parser, generator, headers={}) as (test_client, _):
         yield test_client
 

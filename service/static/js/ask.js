@@ -4,8 +4,15 @@ import {api, jsonBody, request} from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
+// How the answer was made: every sentence is quoted from, or verified against, the sentence it cites.
+const GROUNDING = {
+  quoted: "Quoted from your documents: each sentence is copied from the source it cites.",
+  verified: "Generated and checked: every sentence's names, numbers and dates were found in the sentence it cites.",
+};
+
 function reset() {
   $("answer").textContent = "";
+  $("grounding").hidden = true;
   $("not-found").hidden = true;
   $("citations").replaceChildren();
   $("citations-block").hidden = true;
@@ -41,6 +48,8 @@ function showFinal(result) {
     return;
   }
   $("answer").textContent = result.answer;
+  $("grounding").textContent = GROUNDING[result.grounding] || "";
+  $("grounding").hidden = !GROUNDING[result.grounding];
   const chips = result.citations.map(chip);
   $("citations").replaceChildren(...chips);
   $("citations-block").hidden = chips.length === 0;
