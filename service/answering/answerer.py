@@ -23,8 +23,8 @@ from ingest.config import Settings
 from ingest.errors import EnclaveError
 from ingest.index.port import AccessFilter, ScoredChunk
 from ingest.runtime import Components
-from service.answering.compose import Composer, Redact, not_found
-from service.answering.evidence import Evidence, SentenceScorer, Weights, sentences_of
+from service.answering.compose import SEPARATOR, Composer, Redact, not_found
+from service.answering.evidence import Evidence, SentenceScorer, sentences_of
 from service.answering.generated import Piece, SentenceBuffer
 from service.answering.prompt import INJECTION, MARKER, build_messages, has_evidence, is_refusal
 from service.answering.question import Question, analyse
@@ -114,15 +114,7 @@ class Answerer:
     ) -> None:
         self.settings, self.components, self.generator, self.reranker = settings, components, generator, reranker
         cfg = settings.answer
-        weights = Weights(
-            cfg.dense_weight,
-            cfg.lexical_weight,
-            cfg.kind_weight,
-            cfg.min_sentence_dense,
-            cfg.min_sentence_lexical,
-            cfg.confident_dense,
-        )
-        self.scorer = SentenceScorer(components.embedder, components.sparse, weights)
+        self.scorer = SentenceScorer(components.embedder, components.sparse, cfg)
         self.verifier = Verifier(LexicalCheck(components.sparse, cfg.min_content_overlap), checks)
 
     # -- retrieval -------------------------------------------------------------------------------
@@ -222,7 +214,7 @@ class Answerer:
                 if isinstance(event, Answer):
                     answer = event
                     break
-                yield _sse("token", {"text": event if first else self._separator(req) + event})
+                yield _sse("token", {"text": event if first else SEPARATOR + event})
                 first = False
             assert answer is not None
             if not answer.response.found:
@@ -262,9 +254,6 @@ class Answerer:
                 "unsupported_removed": response.unsupported_removed,
             },
         )
-
-    def _separator(self, req: QueryRequest) -> str:
-        return "\n"
 
     def _answer_events(self, principal: Principal, req: QueryRequest, found: Found) -> Iterator[str | Answer]:
         """Each shown sentence as soon as it is final, then the :class:`Answer`."""
@@ -349,7 +338,7 @@ class Answerer:
         """The best sentence holding the asked-for value; when the top sentences disagree, the value most write."""
         best = ranked[0]
         near = [e for e in ranked[:VALUE_VOTERS] if e.value and e.score >= best.score - VALUE_WINDOW]
-        near = [e for e in near if e.dense >= self.scorer.weights.min_dense]
+        near = [e for e in near if e.dense >= self.scorer.cfg.min_sentence_dense]
         if not near:
             return None
         votes = Counter(_value_key(e.value) for e in near)

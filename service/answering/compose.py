@@ -20,6 +20,7 @@ from service.schemas import AnswerSentence, Citation, Grounding, QueryResponse, 
 from service.snippets import Focus, snippet
 
 Redact = Callable[[str], str]
+SEPARATOR = "\n"  # between answer sentences, in the response and between streamed tokens alike
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Composer:
         model: str | None,
         removed: int = 0,
         dropped: int = 0,
-        separator: str = "\n",
+        separator: str = SEPARATOR,
     ) -> QueryResponse:
         """The finished response; with no sentence, a "not found" that still counts what was removed."""
         if not self.sentences:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingest.config import AnswerSettings
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import ChunkRecord, ScoredChunk
 from service.answering.question import Question
@@ -24,18 +25,6 @@ from service.answering.values import value_of
 
 MIN_WORDS = 4  # shorter "sentences" are headings and list markers: context, never an answer
 HEADING_WORDS = 8  # a line this short without one lower-case word is a heading or an index entry
-
-
-@dataclass(frozen=True)
-class Weights:
-    """How the three signals combine, and what the best sentence needs for the question to count as answered."""
-
-    dense: float = 0.5
-    lexical: float = 0.35
-    kind: float = 0.2
-    min_dense: float = 0.30
-    min_lexical: float = 0.30
-    confident_dense: float = 0.40
 
 
 @dataclass(frozen=True)
@@ -98,8 +87,8 @@ def answer_like(text: str) -> bool:
 class SentenceScorer:
     """Scores candidate sentences against a question's ask (dense + lexical + kind of value)."""
 
-    def __init__(self, embedder: DenseEmbedder, sparse: SparseEncoder, weights: Weights | None = None) -> None:
-        self.embedder, self.sparse, self.weights = embedder, sparse, weights or Weights()
+    def __init__(self, embedder: DenseEmbedder, sparse: SparseEncoder, cfg: AnswerSettings | None = None) -> None:
+        self.embedder, self.sparse, self.cfg = embedder, sparse, cfg or AnswerSettings()
 
     def score(self, question: Question, candidates: Sequence[Evidence]) -> list[Evidence]:
         """``candidates`` with their signals and scores, best first; headings and fragments left out."""
@@ -108,19 +97,19 @@ class SentenceScorer:
             return []
         dense = self._dense(question.ask, [e.text for e in pool])
         lexical = self._lexical(question.ask, [e.text for e in pool])
-        w = self.weights
+        w = self.cfg
         scored = []
         for e, d, lex in zip(pool, dense, lexical, strict=True):
             value = value_of(question.kind, e.text)
-            total = w.dense * d + w.lexical * lex + (w.kind if value else 0.0)
+            total = w.dense_weight * d + w.lexical_weight * lex + (w.kind_weight if value else 0.0)
             scored.append(Evidence(e.chunk, e.sentence, round(d, 4), round(lex, 4), value, round(total, 4)))
         return sorted(scored, key=lambda e: -e.score)
 
     def supported(self, best: Evidence) -> bool:
         """Whether a sentence answers: close in meaning and holding the ask's words or value, or very close."""
-        w = self.weights
-        has_ask = best.lexical >= w.min_lexical or best.value is not None
-        return (best.dense >= w.min_dense and has_ask) or best.dense >= w.confident_dense
+        w = self.cfg
+        has_ask = best.lexical >= w.min_sentence_lexical or best.value is not None
+        return (best.dense >= w.min_sentence_dense and has_ask) or best.dense >= w.confident_dense
 
     def _dense(self, ask: str, texts: list[str]) -> list[float]:
         query = np.asarray(self.embedder.embed_query(ask), dtype=np.float32)
