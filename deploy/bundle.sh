@@ -63,7 +63,8 @@ stage="$("$PYTHON" deploy/bundle_plan.py --wheelhouse "$wheelhouse" --stage "$st
 cp deploy/bundle-install.sh "$stage/install.sh"
 mkdir -p "$stage/deploy" "$stage/helm"
 cp deploy/compose.yaml deploy/enclave.env.example deploy/make-secrets.sh deploy/README.md "$stage/deploy/"
-cp -r helm/enclave "$stage/helm/"
+# helm/enclave installs as is; helm/enclave-stack needs its charts/ built beforehand (helm dependency build).
+cp -r helm/enclave helm/enclave-stack "$stage/helm/"
 # The Rego policies are data read at start-up, not part of the wheel.
 [[ -d policies ]] && cp -r policies "$stage/policies"
 archive="$out/$(basename "$stage").tar.gz"
