@@ -113,6 +113,7 @@ def test_bundle_installs_offline_into_a_fresh_venv(wheelhouse: Path, tmp_path: P
     bundle = unpack(tmp_path / "dist")
     assert bundle.name == "enclave-bundle-0.1.0-cpu"
     assert (bundle / "helm" / "enclave" / "Chart.yaml").is_file() and (bundle / "deploy" / "compose.yaml").is_file()
+    assert (bundle / "helm" / "enclave-stack" / "Chart.yaml").is_file()
     assert sorted(p.name for p in (bundle / "policies").iterdir()) == sorted(
         p.name for p in (REPO / "policies").iterdir()
     )
