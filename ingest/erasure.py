@@ -204,6 +204,9 @@ def _purge(components: Components, tenant: str, erased: list[ErasedDocument]) ->
     for hook in components.compliance.erasure_hooks:
         hook(tenant, document_ids)
     components.index.flush()
+    vacuum = getattr(components.index, "optimize", None)
+    if vacuum is not None:  # rewrite the segments that held the erased points (their term ids, vectors, payload)
+        vacuum()
     checkpoint_wal(components.engine)
     remaining = sum(components.index.count(AccessFilter(tenant=tenant, document_ids=(d,))) for d in document_ids)
     originals = sum(_blob_exists(components, key) for item in erased for key in item.originals)

@@ -1,4 +1,4 @@
-"""``enclave index …``: move the embedded Qdrant Edge index into a Qdrant server or cluster."""
+"""``enclave index …``: upgrade the embedded Qdrant Edge index, or move it into a Qdrant server or cluster."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from ingest.index.qdrant_client_index import ClusterConfig, QdrantClientIndex
     from ingest.index.transfer import TransferReport
 
-index_app = typer.Typer(no_args_is_help=True, help="Vector index: copy the embedded index into a Qdrant cluster.")
+index_app = typer.Typer(
+    no_args_is_help=True, help="Vector index: upgrade the embedded index, or copy it into a Qdrant cluster."
+)
 out = Console()
 err = Console(stderr=True)
 TO_HELP = "Qdrant URL (http://qdrant:6333), or a directory for qdrant-client's local mode"
@@ -41,8 +43,13 @@ def migrate(
     from qdrant_client import QdrantClient
 
     from ingest.index.qdrant_client_index import QdrantClientIndex
+    from ingest.index.qdrant_edge_index import is_legacy
     from ingest.index.transfer import open_source, source_dimension
 
+    if is_legacy(get_settings().index_dir):
+        raise typer.BadParameter(
+            "the embedded index was written by an earlier Enclave: run `enclave index upgrade` first", param_hint="--to"
+        )
     if to == ":memory:":
         raise typer.BadParameter(
             "an in-memory target vanishes with this process; give a URL or a directory", param_hint="--to"
@@ -67,6 +74,44 @@ def migrate(
         out.print(
             f"next: ENCLAVE_INDEX__BACKEND=qdrant ENCLAVE_INDEX__URL={to} ENCLAVE_INDEX__COLLECTION={config.collection}"
         )
+
+
+@index_app.command()
+def upgrade() -> None:
+    """Rewrite an embedded index written by an earlier Enclave in the current format.
+
+    The current format keys every BM25 term id under its tenant's key and keeps no write-ahead log;
+    nothing is re-embedded. `enclave serve` and `enclave ingest` do this by themselves when they open
+    an index of the earlier format; this command does it alone (stop `enclave serve` first).
+    """
+    from ingest.compliance import build_compliance
+    from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy
+    from ingest.index.transfer import open_source, source_dimension
+    from ingest.keys.sealed import SealedIndex
+    from ingest.store.db import create_schema, make_engine
+
+    settings = get_settings()
+    if not is_legacy(settings.index_dir):
+        out.print(f"the embedded index at {settings.index_dir} is already in the current format")
+        return
+    source = open_source(settings.index_dir)
+    dim = source_dimension(source) if source is not None else None
+    if source is not None:
+        source.close()
+    if dim is None:
+        out.print(f"the embedded index at {settings.index_dir} is empty: it is recreated when Enclave next opens it")
+        return
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        create_schema(engine)
+        edge = QdrantEdgeIndex(settings.index_dir, dim)
+        index = SealedIndex(edge, build_compliance(settings, engine).keyring)
+        index.warm_up()  # upgrades it
+        points = edge.points()
+        index.close()
+    finally:
+        engine.dispose()
+    out.print(f"upgraded the embedded index at {settings.index_dir}: {points} points, term ids keyed per tenant")
 
 
 def _target_config(

@@ -1,6 +1,7 @@
 """Qdrant server/cluster adapter on ``qdrant-client``: the scale-out twin of the Edge adapter.
 
-Same named vectors (``dense`` cosine, ``bm25`` sparse with IDF), same payload and payload indexes,
+Same named vectors (``dense`` cosine, ``bm25`` sparse, IDF applied per caller at query time by
+:mod:`ingest.index.term_stats`), same payload and payload indexes,
 same hybrid query (a dense and a BM25 prefetch, each filtered, fused as configured: DBSF by default,
 or weighted RRF), so a site can move from the embedded index to a cluster (``enclave index
 migrate``) and get the same answers. The collection is created with the operator's shard count,
@@ -22,6 +23,9 @@ from qdrant_client import QdrantClient, models
 from ingest.errors import ServiceUnavailable
 from ingest.index.port import AccessFilter, ChunkRecord, ScoredChunk, SearchMode, SearchResult, SparseVector
 from ingest.index.qdrant_edge_index import DENSE, KEYWORD_FIELDS, SPARSE, HybridConfig, payload_of, record_of
+from ingest.index.term_stats import TERMS_FIELD, ScopedIdf
+
+HIDDEN_PAYLOAD = models.PayloadSelectorExclude(exclude=[TERMS_FIELD])
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class QdrantClientIndex:
         self.hybrid = hybrid or HybridConfig()
         self._client = client
         self._params = models.SearchParams(hnsw_ef=config.hnsw_ef)
+        self.idf = ScopedIdf(self.count, self._count_term)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -86,6 +91,7 @@ class QdrantClientIndex:
             if not self.client.collection_exists(self.collection):
                 self._create_collection()
             self._check_dimension()
+            self._check_format()
             self._ensure_payload_indexes()
         except ServiceUnavailable:
             raise
@@ -100,7 +106,7 @@ class QdrantClientIndex:
         self.client.create_collection(
             self.collection,
             vectors_config={DENSE: models.VectorParams(size=self._dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams()},  # no index-side IDF: see term_stats
             shard_number=cfg.shards,
             replication_factor=cfg.replication_factor,
             write_consistency_factor=cfg.write_consistency,
@@ -123,6 +129,16 @@ class QdrantClientIndex:
                 "point ENCLAVE_INDEX__COLLECTION at another collection or re-index with this embedder"
             )
 
+    def _check_format(self) -> None:
+        sparse = self.client.get_collection(self.collection).config.params.sparse_vectors or {}
+        params = sparse.get(SPARSE)
+        if params is not None and params.modifier == models.Modifier.IDF:
+            raise ServiceUnavailable(
+                f"the Qdrant collection {self.collection!r} was written by an earlier Enclave (public BM25 term ids, "
+                "one IDF for every tenant); point ENCLAVE_INDEX__COLLECTION at a new collection and run "
+                "`enclave index migrate` again from the embedded index, or re-ingest into it"
+            )
+
     def _ensure_payload_indexes(self) -> None:
         existing = set(self.client.get_collection(self.collection).payload_schema)
         wanted: dict[str, Any] = {
@@ -130,6 +146,7 @@ class QdrantClientIndex:
         }
         wanted |= {name: models.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS}
         wanted["version"] = models.PayloadSchemaType.INTEGER
+        wanted[TERMS_FIELD] = models.PayloadSchemaType.INTEGER
         for name, schema in wanted.items():
             if name not in existing:
                 self.client.create_payload_index(self.collection, name, field_schema=schema, wait=True)
@@ -159,7 +176,7 @@ class QdrantClientIndex:
                     DENSE: list(map(float, vec)),
                     SPARSE: models.SparseVector(indices=sp.indices, values=sp.values),
                 },
-                payload=payload_of(record),
+                payload=payload_of(record) | {TERMS_FIELD: list(sp.indices)},
             )
             for record, vec, sp in zip(records, dense, sparse, strict=True)
         ]
@@ -171,11 +188,17 @@ class QdrantClientIndex:
         # qdrant-client's local mode (a client without a URL) is plain dictionaries without locks
         workers = min(self.config.upsert_parallel, len(batches)) if self.config.url else 1
         if workers <= 1:
-            for batch in batches:
-                self._upsert_batch(batch)
+            try:
+                for batch in batches:
+                    self._upsert_batch(batch)
+            finally:
+                self.idf.invalidate()
             return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enclave-upsert") as pool:
-            list(pool.map(self._upsert_batch, batches))  # list(): re-raise the first failure here
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enclave-upsert") as pool:
+                list(pool.map(self._upsert_batch, batches))  # list(): re-raise the first failure here
+        finally:
+            self.idf.invalidate()
 
     def _upsert_batch(self, batch: list[models.PointStruct]) -> None:
         self.client.upsert(self.collection, points=batch, wait=True, ordering=models.WriteOrdering.MEDIUM)
@@ -186,7 +209,12 @@ class QdrantClientIndex:
             [_match("version", keep_version)] if keep_version is not None else None
         )
         selector = models.FilterSelector(filter=models.Filter(must=must, must_not=must_not))
-        self.client.delete(self.collection, points_selector=selector, wait=True, ordering=models.WriteOrdering.MEDIUM)
+        try:
+            self.client.delete(
+                self.collection, points_selector=selector, wait=True, ordering=models.WriteOrdering.MEDIUM
+            )
+        finally:
+            self.idf.invalidate()
 
     # -- reads -----------------------------------------------------------------------------------
     def search(
@@ -198,6 +226,8 @@ class QdrantClientIndex:
         mode: SearchMode = "hybrid",
     ) -> SearchResult:
         flt = access_filter(access)
+        if mode != "dense":
+            sparse = self.idf.weigh(access, sparse)
         dense_q = models.NearestQuery(nearest=list(map(float, dense)))
         sparse_q = models.NearestQuery(nearest=models.SparseVector(indices=sparse.indices, values=sparse.values))
         top_dense = models.QueryRequest(
@@ -218,10 +248,12 @@ class QdrantClientIndex:
     ) -> models.QueryRequest:
         if mode == "dense":
             return models.QueryRequest(
-                query=dense_q, using=DENSE, filter=flt, limit=limit, params=self._params, with_payload=True
+                query=dense_q, using=DENSE, filter=flt, limit=limit, params=self._params, with_payload=HIDDEN_PAYLOAD
             )
         if mode == "bm25":
-            return models.QueryRequest(query=sparse_q, using=SPARSE, filter=flt, limit=limit, with_payload=True)
+            return models.QueryRequest(
+                query=sparse_q, using=SPARSE, filter=flt, limit=limit, with_payload=HIDDEN_PAYLOAD
+            )
         cfg = self.hybrid
         depth = max(limit, cfg.depth)
         prefetch = [
@@ -233,10 +265,16 @@ class QdrantClientIndex:
             if cfg.method == "dbsf"
             else models.RrfQuery(rrf=models.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight]))
         )
-        return models.QueryRequest(query=fusion, prefetch=prefetch, filter=flt, limit=limit, with_payload=True)
+        return models.QueryRequest(
+            query=fusion, prefetch=prefetch, filter=flt, limit=limit, with_payload=HIDDEN_PAYLOAD
+        )
 
     def count(self, access: AccessFilter) -> int:
         return int(self.client.count(self.collection, count_filter=access_filter(access), exact=True).count)
+
+    def _count_term(self, access: AccessFilter, term: int) -> int:
+        flt = models.Filter(must=[access_filter(access), _match(TERMS_FIELD, term)])
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
 
 def _batched(points: Sequence[models.PointStruct], size: int) -> Iterator[list[models.PointStruct]]:

@@ -1,10 +1,19 @@
-"""Qdrant Edge adapter: the Qdrant engine in-process, one shard under the data directory."""
+"""Qdrant Edge adapter: the Qdrant engine in-process, one shard under the data directory.
+
+The shard runs without a write-ahead log: every write is flushed to the segments before it returns
+(so an acknowledged chunk survives a crash), and a deleted chunk leaves no copy behind in a log that
+erasure cannot reach. Deleted points stay in their segment until :meth:`QdrantEdgeIndex.optimize`
+vacuums it (erasure calls it; the vacuum thresholds are zero, so any deletion qualifies).
+BM25 IDF is applied per caller at query time (:mod:`ingest.index.term_stats`), not by the index.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,12 +29,18 @@ from ingest.index.port import (
     SearchResult,
     SparseVector,
 )
+from ingest.index.term_stats import TERMS_FIELD, ScopedIdf
 
 log = logging.getLogger(__name__)
 
 DENSE = "dense"
 SPARSE = "bm25"
 KEYWORD_FIELDS = ("document_id", "collection", "acl_groups", "acl_users", "classification")
+HIDDEN_PAYLOAD = qe.PayloadSelector.Exclude([TERMS_FIELD])
+UPGRADE_BATCH = 512
+
+# Rewrites a stored sparse vector for the current format (the sealed index keys its term ids per tenant).
+TermRemap = Callable[[str, SparseVector], SparseVector]
 
 
 @dataclass(frozen=True)
@@ -52,8 +67,16 @@ class QdrantEdgeIndex:
     Writes are serialised by a lock (one shard, one writer); searches run concurrently.
     """
 
-    def __init__(self, path: Path, dim: int, *, hnsw_m: int = 16, ef_construct: int = 100, hnsw_ef: int = 128,
-                 hybrid: HybridConfig | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        *,
+        hnsw_m: int = 16,
+        ef_construct: int = 100,
+        hnsw_ef: int = 128,
+        hybrid: HybridConfig | None = None,
+    ) -> None:
         self._path = path
         self.hybrid = hybrid or HybridConfig()
         self._dim = dim
@@ -61,14 +84,19 @@ class QdrantEdgeIndex:
         self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
         self._shard: qe.EdgeShard | None = None
         self._write_lock = threading.Lock()
+        self.idf = ScopedIdf(self.count, self._count_term)
+        self.legacy_terms: TermRemap | None = None  # set by a wrapper that re-keys term ids on upgrade
 
     # -- lifecycle -------------------------------------------------------------------------------
     def warm_up(self) -> None:
         if self._shard is not None:
             return
+        self._finish_interrupted_upgrade()
         self._path.mkdir(parents=True, exist_ok=True)
         config = self._config()
         try:
+            if is_legacy(self._path):
+                self._upgrade_legacy()
             if any(self._path.iterdir()):
                 self._shard = qe.EdgeShard.load(str(self._path), config)
             else:
@@ -85,8 +113,70 @@ class QdrantEdgeIndex:
     def _config(self) -> qe.EdgeConfig:
         return qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=self._dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},  # no index-side IDF: see term_stats
             hnsw_config=self._hnsw,
+            wal_enabled=False,
+            optimizers=qe.EdgeOptimizersConfig(deleted_threshold=0.0, vacuum_min_vector_number=0),
+        )
+
+    # -- upgrade of an index written by an earlier Enclave ---------------------------------------
+    def _staging(self) -> tuple[Path, Path]:
+        return self._path.with_name(self._path.name + ".upgrading"), self._path.with_name(self._path.name + ".upgraded")
+
+    def _finish_interrupted_upgrade(self) -> None:
+        staging, done = self._staging()
+        if done.exists() and staging.is_dir():
+            if self._path.exists():
+                shutil.rmtree(self._path)
+            staging.rename(self._path)
+        elif staging.exists():
+            shutil.rmtree(staging)  # an upgrade that stopped half-way: the old index is intact, start over
+        done.unlink(missing_ok=True)
+
+    def _upgrade_legacy(self) -> None:
+        """Rewrite a shard of the earlier format (write-ahead log, index-wide IDF, public term ids).
+
+        Points are copied with their vectors and payload into a fresh shard beside it (term ids
+        re-keyed by :attr:`legacy_terms` when set), which then replaces the old one; the old
+        directory, log included, is deleted. Nothing is re-embedded.
+        """
+        staging, done = self._staging()
+        log.warning("index.upgrade path=%s: rewriting the index in the current format", self._path)
+        source = qe.EdgeShard.load(str(self._path))
+        target = qe.EdgeShard.create(str(staging), self._config())
+        copied = 0
+        offset: Any = None
+        while True:
+            points, offset = source.scroll(
+                qe.ScrollRequest(limit=UPGRADE_BATCH, offset=offset, with_payload=True, with_vector=True)
+            )
+            batch = [self._upgraded(point) for point in points]
+            if batch:
+                target.update(qe.UpdateOperation.upsert_points(batch))
+                copied += len(batch)
+            if offset is None:
+                break
+        target.flush()
+        target.close()
+        source.close()
+        done.touch()
+        shutil.rmtree(self._path)
+        staging.rename(self._path)
+        done.unlink()
+        log.warning("index.upgraded path=%s points=%d", self._path, copied)
+
+    def _upgraded(self, point: Any) -> qe.Point:
+        vectors = point.vector if isinstance(point.vector, dict) else {}
+        payload = dict(point.payload or {})
+        stored = vectors.get(SPARSE)
+        sparse = SparseVector(list(stored.indices), list(stored.values)) if stored is not None else SparseVector([], [])
+        if self.legacy_terms is not None:
+            sparse = self.legacy_terms(str(payload.get("tenant", "")), sparse)
+        payload[TERMS_FIELD] = sparse.indices
+        return qe.Point(
+            id=point.id,
+            vector={DENSE: list(vectors[DENSE]), SPARSE: qe.SparseVector(sparse.indices, sparse.values)},
+            payload=payload,
         )
 
     def _ensure_payload_indexes(self) -> None:
@@ -98,6 +188,8 @@ class QdrantEdgeIndex:
                 self.shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
         if "version" not in existing:
             self.shard.update(qe.UpdateOperation.create_field_index("version", qe.PayloadSchemaType.Integer))
+        if TERMS_FIELD not in existing:
+            self.shard.update(qe.UpdateOperation.create_field_index(TERMS_FIELD, qe.PayloadSchemaType.Integer))
 
     @property
     def shard(self) -> qe.EdgeShard:
@@ -124,33 +216,53 @@ class QdrantEdgeIndex:
         return True
 
     def optimize(self) -> bool:
-        """Merge segments and drop deleted points from disk (used by erasure and benchmarks)."""
+        """Vacuum every segment holding a deleted point and merge segments (used by erasure and benchmarks)."""
         with self._write_lock:
-            return self.shard.optimize()
+            changed = self.shard.optimize()
+            self.shard.flush()
+            return changed
+
+    def _write(self, operation: qe.UpdateOperation) -> None:
+        """Apply one update durably (no write-ahead log: flushed before returning) and drop cached term counts."""
+        with self._write_lock:
+            try:
+                self.shard.update(operation)
+                self.shard.flush()
+            finally:
+                self.idf.invalidate()
 
     # -- writes ----------------------------------------------------------------------------------
-    def upsert(self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]) -> None:
+    def upsert(
+        self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]
+    ) -> None:
         points = [
             qe.Point(
                 id=record.id,
                 vector={DENSE: list(map(float, vec)), SPARSE: qe.SparseVector(sp.indices, sp.values)},
-                payload=payload_of(record),
+                payload=payload_of(record) | {TERMS_FIELD: list(sp.indices)},
             )
             for record, vec, sp in zip(records, dense, sparse, strict=True)
         ]
         if points:
-            with self._write_lock:
-                self.shard.update(qe.UpdateOperation.upsert_points(points))
+            self._write(qe.UpdateOperation.upsert_points(points))
 
     def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
         must: list[Any] = [_match("tenant", tenant), _match("document_id", document_id)]
         must_not: list[Any] | None = [_match("version", keep_version)] if keep_version is not None else None
-        with self._write_lock:
-            self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
+        self._write(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
 
     # -- reads -----------------------------------------------------------------------------------
-    def search(self, dense: Sequence[float], sparse: SparseVector, access: AccessFilter, limit: int, mode: SearchMode = "hybrid") -> SearchResult:
+    def search(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        access: AccessFilter,
+        limit: int,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
         flt = access_filter(access)
+        if mode != "dense":
+            sparse = self.idf.weigh(access, sparse)
         dense_q = qe.Query.Nearest(list(map(float, dense)), using=DENSE)
         sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
         top_dense = qe.QueryRequest(limit=1, query=dense_q, filter=flt, params=self._params, with_payload=False)
@@ -159,11 +271,15 @@ class QdrantEdgeIndex:
         best_score = best[0].score if best else None
         return SearchResult(chunks=[_scored(p) for p in ranked], best_dense_score=best_score)
 
-    def _main_request(self, mode: SearchMode, dense_q: Any, sparse_q: Any, flt: qe.Filter, limit: int) -> qe.QueryRequest:
+    def _main_request(
+        self, mode: SearchMode, dense_q: Any, sparse_q: Any, flt: qe.Filter, limit: int
+    ) -> qe.QueryRequest:
         if mode == "dense":
-            return qe.QueryRequest(limit=limit, query=dense_q, filter=flt, params=self._params, with_payload=True)
+            return qe.QueryRequest(
+                limit=limit, query=dense_q, filter=flt, params=self._params, with_payload=HIDDEN_PAYLOAD
+            )
         if mode == "bm25":
-            return qe.QueryRequest(limit=limit, query=sparse_q, filter=flt, with_payload=True)
+            return qe.QueryRequest(limit=limit, query=sparse_q, filter=flt, with_payload=HIDDEN_PAYLOAD)
         cfg = self.hybrid
         depth = max(limit, cfg.depth)
         prefetches = [
@@ -172,12 +288,35 @@ class QdrantEdgeIndex:
         ]
         # the stub's query type omits Fusion's inner classes
         fusion: Any = (
-            qe.Fusion.Dbsf() if cfg.method == "dbsf" else qe.Fusion.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight])
+            qe.Fusion.Dbsf()
+            if cfg.method == "dbsf"
+            else qe.Fusion.Rrf(k=cfg.rrf_k, weights=[cfg.dense_weight, cfg.sparse_weight])
         )
-        return qe.QueryRequest(limit=limit, query=fusion, prefetches=prefetches, filter=flt, with_payload=True)
+        return qe.QueryRequest(
+            limit=limit, query=fusion, prefetches=prefetches, filter=flt, with_payload=HIDDEN_PAYLOAD
+        )
 
     def count(self, access: AccessFilter) -> int:
         return int(self.shard.count(qe.CountRequest(filter=access_filter(access), exact=True)))
+
+    def points(self) -> int:
+        """Every point in the shard, whatever its tenant."""
+        return int(self.shard.count(qe.CountRequest(exact=True)))
+
+    def _count_term(self, access: AccessFilter, term: int) -> int:
+        flt = access_filter(access)
+        flt = qe.Filter(must=[flt, qe.FieldCondition(key=TERMS_FIELD, match=qe.MatchValue(term))])
+        return int(self.shard.count(qe.CountRequest(filter=flt, exact=True)))
+
+
+def is_legacy(path: Path) -> bool:
+    """Whether ``path`` holds a shard of the earlier format (index-side IDF over public term ids, a write-ahead log)."""
+    stored = path / "edge_config.json"
+    if not stored.is_file():
+        return False
+    config = json.loads(stored.read_text())
+    modifier = (config.get("sparse_vectors") or {}).get(SPARSE, {}).get("modifier")
+    return modifier == "idf" or config.get("wal_enabled", True) is not False
 
 
 def _match(key: str, value: str | int) -> qe.FieldCondition:
@@ -208,7 +347,9 @@ def _acl_condition(access: AccessFilter) -> qe.Filter | None:
     if access.principal_groups is None and access.principal_user is None:
         return None
     should: list[Any] = [
-        qe.Filter(must=[qe.FieldCondition(key="acl_groups", is_empty=True), qe.FieldCondition(key="acl_users", is_empty=True)])
+        qe.Filter(
+            must=[qe.FieldCondition(key="acl_groups", is_empty=True), qe.FieldCondition(key="acl_users", is_empty=True)]
+        )
     ]
     if access.principal_groups:
         should.append(_match_any("acl_groups", access.principal_groups))

@@ -3,7 +3,9 @@
 :class:`SealedIndex` wraps any :class:`~ingest.index.port.VectorIndex`: callers hand it and get
 back chunk text and titles in clear, while the adapter only ever stores them sealed under the
 document's key (the vectors are computed from clear text before this point, so dense and BM25
-search are unaffected). :class:`SealedBlobStore` does the same for original uploads. A chunk
+search are unaffected). It also keys every BM25 term id under the tenant's key (:mod:`ingest.keys.terms`)
+on the way in, for stored chunks and queries alike, so the index never holds a word's public hash.
+:class:`SealedBlobStore` does the same for original uploads. A chunk
 whose key was destroyed (an erased document) no longer opens and is dropped from results.
 """
 
@@ -26,6 +28,7 @@ from ingest.index.port import (
 )
 from ingest.keys.crypto import BLOB_MAGIC, DecryptionFailed, open_sealed, open_text, seal, seal_text
 from ingest.keys.keyring import KeyRing
+from ingest.keys.terms import key_vector, term_key
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class SealedIndex:
     def __init__(self, inner: VectorIndex, keyring: KeyRing) -> None:
         self.inner = inner
         self._keyring = keyring
+        if hasattr(inner, "legacy_terms"):  # an index of the earlier format is re-keyed as it is upgraded
+            inner.legacy_terms = self._key_terms
 
     def warm_up(self) -> None:
         self.inner.warm_up()
@@ -47,7 +52,8 @@ class SealedIndex:
     def upsert(
         self, records: Sequence[ChunkRecord], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVector]
     ) -> None:
-        self.inner.upsert([self._seal(r) for r in records], dense, sparse)
+        keyed = [self._key_terms(r.tenant, sp) for r, sp in zip(records, sparse, strict=True)]
+        self.inner.upsert([self._seal(r) for r in records], dense, keyed)
 
     def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
         self.inner.delete_document(tenant, document_id, keep_version=keep_version)
@@ -60,7 +66,10 @@ class SealedIndex:
         limit: int,
         mode: SearchMode = "hybrid",
     ) -> SearchResult:
-        result = self.inner.search(dense, sparse, access, limit, mode)
+        tenant_key = self._keyring.tenant_key_if_exists(access.tenant)
+        # a tenant without a key has no chunks: its query terms can match nothing
+        keyed = key_vector(term_key(tenant_key), sparse) if tenant_key is not None else SparseVector([], [])
+        result = self.inner.search(dense, keyed, access, limit, mode)
         opened = [chunk for chunk in map(self._open, result.chunks) if chunk is not None]
         return SearchResult(chunks=opened, best_dense_score=result.best_dense_score, extra=result.extra)
 
@@ -80,6 +89,9 @@ class SealedIndex:
         """Compact the underlying index when the adapter can (drops deleted points from disk)."""
         optimize = getattr(self.inner, "optimize", None)
         return bool(optimize()) if optimize is not None else False
+
+    def _key_terms(self, tenant: str, sparse: SparseVector) -> SparseVector:
+        return key_vector(term_key(self._keyring.tenant_key(tenant)), sparse)
 
     def _seal(self, record: ChunkRecord) -> ChunkRecord:
         key = self._keyring.document_key(record.document_id)

@@ -192,3 +192,29 @@ class IndexContract:
         assert second.healthy()
         assert second.count(AccessFilter(tenant="t1")) == 2
         assert search(second, embedder, "governing law", AccessFilter(tenant="t1"))[0] == "law"
+
+    def test_bm25_scores_depend_only_on_what_the_caller_may_read(self, index: VectorIndex, embedder) -> None:  # type: ignore[no-untyped-def]
+        """Term statistics follow the access filter: no other tenant or ACL group moves a score."""
+        fill(index, embedder, [record(1, "law"), record(2, "pay"), record(3, "hand")])
+
+        def scores(access: AccessFilter) -> list[tuple[str, float]]:
+            result = index.search(
+                embedder.embed_query("delaware law"),
+                QdrantBm25Encoder().embed_query("delaware law"),
+                access,
+                10,
+                "bm25",
+            )
+            return [(c.record.id, round(c.score, 6)) for c in result.chunks]
+
+        tenant, reader = AccessFilter(tenant="t1"), AccessFilter(tenant="t1", principal_user="bob", principal_groups=())
+        before, before_reader = scores(tenant), scores(reader)
+        assert before and before[0][0] == chunk_id(1)
+        # another tenant writes the same words many times, and chunks without them
+        fill(index, embedder, [record(10 + i, "law", tenant="t2", document_id=f"t2-{i}") for i in range(6)])
+        fill(index, embedder, [record(20 + i, "pay", tenant="t2", document_id=f"t2-pay-{i}") for i in range(6)])
+        assert scores(tenant) == before
+        # inside the tenant, chunks of a group bob is not in move nobody's scores but those who may read them
+        fill(index, embedder, [record(30 + i, "law", acl_groups=("partners",), document_id=f"p-{i}") for i in range(4)])
+        assert scores(reader) == before_reader
+        assert scores(tenant) != before  # a tenant-wide reader does see them, and its statistics count them

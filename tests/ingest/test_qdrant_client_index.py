@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from ingest.config import IndexSettings
 from ingest.errors import ConfigurationError, ServiceUnavailable
@@ -54,8 +54,21 @@ def test_collection_gets_the_cluster_layout_and_both_vector_kinds(tmp_path: Path
     info = idx.client.get_collection("site")
     dense = info.config.params.vectors["dense"]  # type: ignore[index]
     assert (dense.size, dense.distance.value) == (8, "Cosine")
-    assert info.config.params.sparse_vectors["bm25"].modifier.value == "idf"  # type: ignore[index,union-attr]
+    # IDF is applied per caller at query time (ingest.index.term_stats), never index-wide
+    assert info.config.params.sparse_vectors["bm25"].modifier in (None, models.Modifier.NONE)  # type: ignore[index]
     idx.close()
+
+
+def test_a_collection_of_the_earlier_format_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection(
+        "enclave",
+        vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    client.close()
+    with pytest.raises(ServiceUnavailable, match="enclave index migrate"):
+        _open(tmp_path / "q", 8)
 
 
 def test_a_collection_made_for_another_embedder_is_refused_with_a_way_out(tmp_path: Path) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import qdrant_edge as qe
 
-from ingest.index.port import VectorIndex
-from ingest.index.qdrant_edge_index import QdrantEdgeIndex
-from tests.ingest.index_contract import IndexContract, Reopen
+from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+from ingest.index.port import AccessFilter, ChunkRecord, VectorIndex
+from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy, payload_of
+from ingest.keys.terms import key_vector, term_key
+from tests.ingest.index_contract import IndexContract, Reopen, record
+
+BM25 = QdrantBm25Encoder()
 
 
 class TestQdrantEdgeIndex(IndexContract):
@@ -34,3 +40,59 @@ class TestQdrantEdgeIndex(IndexContract):
         yield again
         for idx in opened:
             idx.close()
+
+
+def _legacy_shard(path: Path, embedder, records: list[ChunkRecord]) -> None:  # type: ignore[no-untyped-def]
+    """An index as the earlier Enclave wrote it: a write-ahead log, index-side IDF, public term ids."""
+    config = qe.EdgeConfig(
+        vectors={"dense": qe.EdgeVectorParams(size=embedder.dim, distance=qe.Distance.Cosine)},
+        sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+    shard = qe.EdgeShard.create(str(path), config)
+    dense = embedder.embed_passages([r.text for r in records])
+    points = [
+        qe.Point(
+            id=r.id,
+            vector={"dense": list(map(float, vec)), "bm25": qe.SparseVector(sp.indices, sp.values)},
+            payload=payload_of(r),
+        )
+        for r, vec, sp in zip(records, dense, (BM25.embed_passage(r.text) for r in records), strict=True)
+    ]
+    shard.update(qe.UpdateOperation.upsert_points(points))
+    shard.flush()
+    shard.close()
+
+
+def test_an_index_of_the_earlier_format_is_upgraded_in_place_with_keyed_term_ids(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "index"
+    _legacy_shard(path, embedder, [record(1, "law"), record(2, "pay"), record(3, "hand", tenant="t2")])
+    assert is_legacy(path)
+    keys = {"t1": b"\1" * 32, "t2": b"\2" * 32}
+    index = QdrantEdgeIndex(path, embedder.dim)
+    index.legacy_terms = lambda tenant, sparse: key_vector(term_key(keys[tenant]), sparse)
+    index.warm_up()
+    try:
+        assert not is_legacy(path) and not (path / "wal").exists()
+        assert index.count(AccessFilter(tenant="t1")) == 2 and index.count(AccessFilter(tenant="t2")) == 1
+        query = key_vector(term_key(keys["t1"]), BM25.embed_query("laws of Delaware"))
+        found = index.search(embedder.embed_query("laws of Delaware"), query, AccessFilter(tenant="t1"), 5, "bm25")
+        assert [c.record.document_id for c in found.chunks] == ["law"]
+        public = BM25.embed_query("Delaware").indices[0]
+        stored = b"".join(p.read_bytes() for p in path.rglob("*") if p.is_file())
+        assert struct.pack("<I", public) not in stored and struct.pack(">I", public) not in stored
+    finally:
+        index.close()
+    assert not path.with_name("index.upgrading").exists() and not path.with_name("index.upgraded").exists()
+
+
+def test_an_upgrade_that_stopped_half_way_starts_over_from_the_intact_old_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "index"
+    _legacy_shard(path, embedder, [record(1, "law")])
+    (tmp_path / "index.upgrading").mkdir()
+    (tmp_path / "index.upgrading" / "partial").write_bytes(b"half a shard")
+    index = QdrantEdgeIndex(path, embedder.dim)
+    index.warm_up()
+    try:
+        assert index.count(AccessFilter(tenant="t1")) == 1 and not is_legacy(path)
+    finally:
+        index.close()
