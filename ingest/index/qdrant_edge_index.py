@@ -1,10 +1,12 @@
 """Qdrant Edge adapter: the Qdrant engine in-process, one shard under the data directory.
 
-The shard runs without a write-ahead log: every write is flushed to the segments before it returns
-(so an acknowledged chunk survives a crash), and a deleted chunk leaves no copy behind in a log that
-erasure cannot reach. Deleted points stay in their segment until :meth:`QdrantEdgeIndex.optimize`
-vacuums it (erasure calls it; the vacuum thresholds are zero, so any deletion qualifies).
-BM25 IDF is applied per caller at query time (:mod:`ingest.index.term_stats`), not by the index.
+The shard keeps no write-ahead log, so a deleted chunk leaves no copy behind in a log that erasure
+cannot reach. Deletes are flushed to the segments before they return; upserts at the next flush,
+delete or close (a document version's swap ends with a delete, so each ingested version is durable
+once, before its job is marked done). Deleted points stay in their segment until
+:meth:`QdrantEdgeIndex.optimize` vacuums it (erasure calls it; the vacuum thresholds are zero, so any
+deletion qualifies). BM25 IDF is applied per caller at query time (:mod:`ingest.index.term_stats`),
+not by the index.
 """
 
 from __future__ import annotations
@@ -222,12 +224,13 @@ class QdrantEdgeIndex:
             self.shard.flush()
             return changed
 
-    def _write(self, operation: qe.UpdateOperation) -> None:
-        """Apply one update durably (no write-ahead log: flushed before returning) and drop cached term counts."""
+    def _write(self, operation: qe.UpdateOperation, *, durable: bool) -> None:
+        """Apply one update (flushed before returning when ``durable``) and drop cached term counts."""
         with self._write_lock:
             try:
                 self.shard.update(operation)
-                self.shard.flush()
+                if durable:
+                    self.shard.flush()
             finally:
                 self.idf.invalidate()
 
@@ -244,12 +247,12 @@ class QdrantEdgeIndex:
             for record, vec, sp in zip(records, dense, sparse, strict=True)
         ]
         if points:
-            self._write(qe.UpdateOperation.upsert_points(points))
+            self._write(qe.UpdateOperation.upsert_points(points), durable=False)
 
     def delete_document(self, tenant: str, document_id: str, *, keep_version: int | None = None) -> None:
         must: list[Any] = [_match("tenant", tenant), _match("document_id", document_id)]
         must_not: list[Any] | None = [_match("version", keep_version)] if keep_version is not None else None
-        self._write(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
+        self._write(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)), durable=True)
 
     # -- reads -----------------------------------------------------------------------------------
     def search(
