@@ -57,6 +57,12 @@ class Compliance:
             return parsed, RedactionSummary(classification)
         return self.redactor.redact_document(parsed, tenant, classification)
 
+    def redact_title(self, title: str, tenant: str, classification: str) -> str:
+        """A document's title under the same rule as its text: it is shown, cited and embedded like it."""
+        if not self.settings.compliance.redaction_enabled:
+            return title
+        return self.redactor.redact_text(title, tenant, self.redactor.policy.rule_for(classification))[0]
+
 
 def make_kek(settings: Settings) -> KeyEncryptionKey:
     """The configured master-key adapter (the one place a KMS or Vault adapter would be chosen)."""

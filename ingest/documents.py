@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from ingest import titles
 from ingest.audit.trail import Actor, AuditEvent
 from ingest.chunking import TokenChunker
 from ingest.erasure import ErasureReceipt, erase_document
@@ -76,6 +77,7 @@ def submit(components: Components, upload: Upload) -> Submission:
     """
     _check_upload(components, upload)
     digest = content_hash(upload.data)
+    title = titles.redacted(components.compliance, upload.title or _name(upload), upload.tenant, upload.classification)
     document = _new_document(upload, digest)
     keyring = components.compliance.keyring
     keyring.tenant_key(upload.tenant)
@@ -85,7 +87,8 @@ def submit(components: Components, upload: Upload) -> Submission:
             if existing is not None:
                 tx.append(_ingest_event(upload, existing, "duplicate"))
                 return Submission(existing, None, duplicate=True)
-            keyring.create_document_key(upload.tenant, document.id, tx.session)
+            key = keyring.create_document_key(upload.tenant, document.id, tx.session)
+            document.title = titles.seal(key, document.id, title)
             components.blobs.put(document.id, upload.data)
             job = Job(document_id=document.id, max_attempts=components.settings.job_max_attempts)
             tx.session.add(document)
@@ -130,13 +133,17 @@ def _find_duplicate(session: Session, upload: Upload, digest: str) -> Document |
     ).first()
 
 
+def _name(upload: Upload) -> str:
+    return PurePath(upload.filename).name or "upload"
+
+
 def _new_document(upload: Upload, digest: str) -> Document:
-    name = PurePath(upload.filename).name or "upload"
+    """The row of a new document; its title is set, sealed, once the document's key exists."""
     return Document(
         tenant=upload.tenant,
         collection=upload.collection,
-        title=upload.title or name,
-        filename=name,
+        title="",
+        filename=_name(upload),
         content_hash=digest,
         size_bytes=len(upload.data),
         classification=upload.classification,
@@ -212,12 +219,15 @@ def delete_document(components: Components, tenant: str, document_id: str, actor
 
 
 def get_document(components: Components, tenant: str, document_id: str) -> Document:
-    """:raises NotFound: missing, or in another tenant (indistinguishable on purpose)."""
+    """The document, its title in clear.
+
+    :raises NotFound: missing, or in another tenant (indistinguishable on purpose).
+    """
     with session_scope(components.engine) as session:
         document = session.get(Document, document_id)
         if document is None or document.tenant != tenant:
             raise NotFound(f"document {document_id} not found")
-        return document
+    return titles.readable(components.compliance.keyring, document)
 
 
 def latest_job(components: Components, document_id: str) -> Job | None:
@@ -230,7 +240,8 @@ def list_documents(components: Components, tenant: str, collection: str | None =
         query = select(Document).where(Document.tenant == tenant)
         if collection is not None:
             query = query.where(Document.collection == collection)
-        return list(session.exec(query.order_by(col(Document.created_at).desc()).offset(offset).limit(limit)).all())
+        found = session.exec(query.order_by(col(Document.created_at).desc()).offset(offset).limit(limit)).all()
+    return [titles.readable(components.compliance.keyring, document) for document in found]
 
 
 def job_is_active(job: Job | None) -> bool:

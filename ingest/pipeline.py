@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import col, delete
 
-from ingest import telemetry, webhooks
+from ingest import telemetry, titles, webhooks
 from ingest.chunking import ChunkSpan
 from ingest.documents import EMBED_BATCH, Upload, _set_status, chunk_id, context_header, embedding_text, submit
 from ingest.errors import EmptyDocument, EnclaveError
@@ -107,8 +107,8 @@ def prepare(components: Components, job: Job, document: Document) -> Prepared:
     if not spans:
         raise EmptyDocument("no extractable text in this document; upload a text-bearing copy")
     heartbeat(components.engine, job.id, pages=parsed.pages)
-    records = _records(target, parsed, spans)
-    header = context_header(components, records[0].title, parsed)
+    records = _records(target, parsed, spans, titles.chosen(components.compliance, target, parsed))
+    header = context_header(components, records[0].title, parsed)  # the redacted title, as shown
     texts = [embedding_text(header, record.text) for record in records]
     return Prepared(job, document, target, data, parsed, spans, records, texts)
 
@@ -154,9 +154,8 @@ def complete(components: Components, prepared: Prepared) -> int:
     return len(prepared.records)
 
 
-def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan]) -> list[ChunkRecord]:
+def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan], title: str) -> list[ChunkRecord]:
     acl = document.acl
-    title = document.title if document.title != document.filename or not parsed.title else parsed.title
     return [
         ChunkRecord(
             id=chunk_id(document.id, document.version, span.ordinal),
@@ -183,6 +182,7 @@ def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan])
 def _commit_ready(components: Components, prepared: Prepared) -> None:
     """The version's chunk rows replace the old ones, and the document row takes the version's fields."""
     target, parsed, spans = prepared.target, prepared.parsed, prepared.spans
+    title = titles.seal(components.compliance.keyring.document_key(target.id), target.id, prepared.records[0].title)
     with session_scope(components.engine) as session:
         session.execute(delete(Chunk).where(col(Chunk.document_id) == target.id))
         session.add_all(
@@ -199,7 +199,6 @@ def _commit_ready(components: Components, prepared: Prepared) -> None:
             )
             for s, record in zip(spans, prepared.records, strict=True)
         )
-        title = parsed.title if target.title == target.filename and parsed.title else target.title
         session.execute(
             _set_status(
                 target.id,
@@ -207,7 +206,7 @@ def _commit_ready(components: Components, prepared: Prepared) -> None:
                 pages=parsed.pages,
                 chunk_count=len(spans),
                 mime=parsed.mime,
-                title=title[:512],
+                title=title,
                 error=None,
                 error_code=None,
                 version=target.version,

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from ingest import titles
 from ingest.chunking import ChunkSpan
 from ingest.documents import Submission, Upload, _acl_json, _check_upload, _ingest_event, content_hash
 from ingest.errors import Conflict, NotFound
@@ -31,7 +32,7 @@ class PendingUpload:
     """A new version's own fields, applied to the document row when the version is ready."""
 
     filename: str
-    title: str
+    title: str  # redacted and sealed, as in the document row (ingest.titles)
     content_hash: str
     size_bytes: int
     classification: str
@@ -103,19 +104,22 @@ def submit_version(components: Components, document_id: str, upload: Upload) -> 
     """
     _check_upload(components, upload)
     digest = content_hash(upload.data)
+    name = PurePath(upload.filename).name or "upload"
+    title = titles.redacted(components.compliance, upload.title or name, upload.tenant, upload.classification)
     with components.compliance.audit.transaction() as tx:
         document = _current(tx.session, upload.tenant, document_id)
         if digest == document.content_hash and document.status != DocumentStatus.failed:
             tx.append(_ingest_event(upload, document, "duplicate"))
             return Submission(document, None, duplicate=True)
         version = document.version + (1 if document.chunk_count > 0 else 0)  # a never-ready document is redone
+        sealed_title = titles.seal(components.compliance.keyring.document_key(document.id), document.id, title)
         key = blob_key(document.id, version)
         components.blobs.put(key, upload.data)
         try:
             job = Job(
                 document_id=document.id,
                 version=version,
-                upload_json=_pending(upload, digest).to_json(),
+                upload_json=_pending(upload, digest, sealed_title).to_json(),
                 max_attempts=components.settings.job_max_attempts,
             )
             tx.session.add(job)
@@ -142,12 +146,11 @@ def _current(session: Session, tenant: str, document_id: str) -> Document:
     return document
 
 
-def _pending(upload: Upload, digest: str) -> PendingUpload:
-    name = PurePath(upload.filename).name or "upload"
+def _pending(upload: Upload, digest: str, sealed_title: str) -> PendingUpload:
     acl = json.loads(_acl_json(upload.acl))
     return PendingUpload(
-        filename=name,
-        title=upload.title or name,
+        filename=PurePath(upload.filename).name or "upload",
+        title=sealed_title,
         content_hash=digest,
         size_bytes=len(upload.data),
         classification=upload.classification,

@@ -41,7 +41,7 @@ class Document(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     tenant: str = Field(index=True, max_length=128)
     collection: str = Field(index=True, max_length=128)
-    title: str = Field(max_length=512)
+    title: str = Field(max_length=4096)  # sealed under the document's key (ingest.titles); 512 characters in clear
     filename: str = Field(max_length=512)
     mime: str | None = Field(default=None, max_length=128)
     content_hash: str = Field(index=True, max_length=64)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
+from ingest import titles
 from ingest.errors import NotFound
 from ingest.index.port import AccessFilter, admits
 from ingest.runtime import Components
@@ -41,26 +42,31 @@ def may_see(principal: Principal, document: Document) -> bool:
 
 
 def visible_document(components: Components, principal: Principal, document_id: str) -> Document:
-    """:raises NotFound: missing, in another tenant, or not visible to the caller (indistinguishable on purpose)."""
+    """The document, its title in clear.
+
+    :raises NotFound: missing, in another tenant, or not visible to the caller (indistinguishable on purpose).
+    """
     with session_scope(components.engine) as session:
         document = session.get(Document, document_id)
     if document is None or not may_see(principal, document):
         raise NotFound(f"document {document_id} not found")
-    return document
+    return titles.readable(components.compliance.keyring, document)
 
 
 def visible_documents(components: Components, principal: Principal, collection: str | None,
                       status: DocumentStatus | None, limit: int, offset: int) -> tuple[list[Document], int]:
-    """One page of the caller's documents, newest first, and how many it may see in all."""
+    """One page of the caller's documents (titles in clear), newest first, and how many it may see in all."""
     access = principal.access([collection] if collection else None)
     query = _filtered(select(Document), access, status)
     order = (col(Document.created_at).desc(), col(Document.id))
     with session_scope(components.engine) as session:
         if access.principal_groups is None and access.principal_user is None and not access.excluded_groups:
             total = int(session.exec(_filtered(select(func.count()).select_from(Document), access, status)).one())
-            return list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all()), total
-        rows = [d for d in session.exec(query.order_by(*order)).all() if admits(access, labels(d))]
-    return rows[offset : offset + limit], len(rows)
+            page = list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all())
+        else:
+            rows = [d for d in session.exec(query.order_by(*order)).all() if admits(access, labels(d))]
+            page, total = rows[offset : offset + limit], len(rows)
+    return [titles.readable(components.compliance.keyring, d) for d in page], total
 
 
 def _filtered(query: Any, access: AccessFilter, status: DocumentStatus | None) -> Any:

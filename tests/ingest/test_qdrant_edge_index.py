@@ -96,3 +96,31 @@ def test_an_upgrade_that_stopped_half_way_starts_over_from_the_intact_old_index(
         assert index.count(AccessFilter(tenant="t1")) == 1 and not is_legacy(path)
     finally:
         index.close()
+
+
+def test_scoped_idf_scores_as_the_engines_index_wide_idf_did_for_a_single_reader(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """With one tenant and no ACL the per-caller statistics are the engine's own: same scores, same ranking."""
+    records = [record(i, key, document_id=f"{key}{i}") for i, key in enumerate(["law", "pay", "hand"] * 4)]
+    _legacy_shard(tmp_path / "earlier", embedder, records)
+    earlier = qe.EdgeShard.load(str(tmp_path / "earlier"))
+    current = QdrantEdgeIndex(tmp_path / "current", embedder.dim)
+    current.warm_up()
+    try:
+        current.upsert(
+            records, embedder.embed_passages([r.text for r in records]), [BM25.embed_passage(r.text) for r in records]
+        )
+        for question in ("laws of the State of Delaware", "invoices payable within thirty days", "alcohol rub"):
+            query = BM25.embed_query(question)
+            engine = earlier.query(
+                qe.QueryRequest(
+                    limit=12, query=qe.Query.Nearest(qe.SparseVector(query.indices, query.values), using="bm25")
+                )
+            )
+            ours = current.search(embedder.embed_query(question), query, AccessFilter(tenant="t1"), 12, "bm25").chunks
+            # the same chunks with the same scores (ties between copies of one text may come in either order)
+            assert sorted((round(p.score, 4), str(p.id)) for p in engine) == sorted(
+                (round(c.score, 4), c.record.id) for c in ours
+            )
+    finally:
+        earlier.close()
+        current.close()
