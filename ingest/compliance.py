@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from ingest.audit.anchor import anchor_log
 from ingest.audit.trail import AuditTrail
 from ingest.config import Settings
 from ingest.keys.keyring import KeyRing
 from ingest.keys.local_keyfile import LocalKeyFile
 from ingest.keys.port import KeyEncryptionKey
 from ingest.parsing.port import ParsedDocument
+from ingest.placement import check_placement
 from ingest.policy_data import load_policy_file
 from ingest.redaction.policy import RedactionPolicy
 from ingest.redaction.port import PiiDetector
@@ -76,7 +78,9 @@ def build_compliance(settings: Settings, engine: Engine, detector: PiiDetector |
 
     :raises PolicyError: a policy file is missing or invalid.
     :raises KeyUnavailable: the master key file cannot be created or read.
+    :raises ConfigurationError: production mode with the master key inside the data directory.
     """
+    check_placement(settings)
     if detector is None:
         from ingest.redaction.presidio_detector import PresidioDetector
 
@@ -84,6 +88,7 @@ def build_compliance(settings: Settings, engine: Engine, detector: PiiDetector |
     keyring = KeyRing(engine, make_kek(settings))
     policy = RedactionPolicy.from_data(load_policy_file(settings, "redaction.json"))
     RetentionPolicy.from_data(load_policy_file(settings, "retention.json"))  # refuse to start on a broken one
-    compliance = Compliance(settings, keyring, AuditTrail(engine, keyring), Redactor(policy, detector, keyring))
+    audit = AuditTrail(engine, keyring, anchor_log(settings))
+    compliance = Compliance(settings, keyring, audit, Redactor(policy, detector, keyring))
     compliance.warm_up()
     return compliance

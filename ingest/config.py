@@ -134,6 +134,36 @@ class ComplianceSettings(BaseModel):
     retention_interval_s: float = Field(default=3600.0, ge=0)  # 0 turns the service's retention schedule off
 
 
+class AuditSettings(BaseModel):
+    """Anchors of the audit chain's head, kept outside the data directory (README "Compliance").
+
+    Whoever can write the data directory can cut the chain's tail, or (holding the master key) re-sign
+    it after removing a record; neither shows in the chain alone. An anchor is a signed line appended
+    to ``anchor_file`` under a key in ``anchor_key_file``, neither of them under ``data_dir``.
+    """
+
+    anchor_file: Path | None = None  # append-only JSON lines; required in production mode
+    anchor_key_file: Path | None = None  # default: <anchor_file>.key (0600, created with the first anchor)
+    anchor_interval_s: float = Field(default=60.0, gt=0)  # anchor this often when the head moved
+    anchor_every_records: int = Field(default=1000, ge=1)  # ...and as soon as this many records were appended
+
+    @property
+    def resolved_anchor_key_file(self) -> Path | None:
+        if self.anchor_file is None:
+            return None
+        return self.anchor_key_file or self.anchor_file.with_name(self.anchor_file.name + ".key")
+
+
+class BackupSettings(BaseModel):
+    """Encrypted backups (README "Backup and restore"): the archive key and the erasure ledger live outside
+    ``data_dir``, so a copy of the data directory or of an archive carries neither."""
+
+    key_file: Path | None = None  # 32 random bytes, base64 (enclave backup key FILE); or a passphrase:
+    passphrase: SecretStr | None = None  # stretched with scrypt; the salt travels in the archive header
+    erasure_ledger: Path | None = None  # append-only JSON lines of erased ids, re-applied on every restore
+    dir: Path | None = None  # where POST /v1/admin/backup writes archives (off when unset)
+
+
 class ApiSettings(BaseModel):
     """What every REST caller gets: a body size cap and a per-principal rate limit (token bucket)."""
 
@@ -231,6 +261,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     webhooks: WebhookSettings = WebhookSettings()
     compliance: ComplianceSettings = ComplianceSettings()
+    audit: AuditSettings = AuditSettings()
+    backup: BackupSettings = BackupSettings()
     auth: AuthSettings = AuthSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     log_format: Literal["text", "json"] = "text"
@@ -243,7 +275,17 @@ class Settings(BaseSettings):
         if self.chunking.overlap_tokens >= self.chunking.max_tokens:
             raise ValueError("ENCLAVE_CHUNKING__OVERLAP_TOKENS must be below MAX_TOKENS")
         self._reject_auth_contradictions()
+        self._reject_anchors_in_data_dir()
         return self
+
+    def _reject_anchors_in_data_dir(self) -> None:
+        audit = self.audit
+        for name, path in (("ANCHOR_FILE", audit.anchor_file), ("ANCHOR_KEY_FILE", audit.resolved_anchor_key_file)):
+            if path is not None and inside(path, self.data_dir):
+                raise ValueError(
+                    f"ENCLAVE_AUDIT__{name} lies inside ENCLAVE_DATA_DIR, where whoever can cut the audit chain "
+                    "could rewrite it too: put it on a separate (append-only) mount"
+                )
 
     def _reject_auth_contradictions(self) -> None:
         oidc = self.auth.oidc
@@ -288,6 +330,11 @@ class Settings(BaseSettings):
         """Create the data directory tree (idempotent)."""
         for path in (self.data_dir, self.index_dir, self.blob_dir, self.generator_dir, self.log_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is ``directory`` or lies under it (symbolic links resolved)."""
+    return path.resolve().is_relative_to(directory.resolve())
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ingest.audit.anchor import Anchorer
 from ingest.config import Settings
+from ingest.placement import check_placement
 from ingest.retention import RetentionScheduler
 from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
@@ -41,6 +43,7 @@ class AppState:
     retention: RetentionScheduler | None = None
     access: AccessControl | None = None  # None: every authenticated route answers 503 (fail closed)
     reranker: Reranker | None = None  # optional second stage (settings.retrieval.rerank)
+    anchorer: Anchorer | None = None  # anchors the audit chain's head outside the data directory (settings.audit)
     answerer: Answerer = field(init=False)  # question in, grounded answer out (every surface calls it)
 
     def __post_init__(self) -> None:
@@ -51,6 +54,8 @@ class AppState:
             self.retention.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.anchorer is not None:
+            self.anchorer.stop()  # after the last writer: the shutdown anchor covers every record
         self.generator.close()
         self.components.close()
 
@@ -65,7 +70,10 @@ def build_state(
     """Warm every component; the generator starts last because it is the slowest.
 
     Passing ``components`` or ``generator`` reuses already-warm ones (tests, benchmarks).
+
+    :raises ConfigurationError: production mode with the master key in the data directory or without anchors.
     """
+    check_placement(settings, serving=True)
     components = components or build_components(settings)
     access = build_access(settings, components.engine)  # before the slow generator: a bad policy fails fast
     if generator is None:
@@ -77,7 +85,7 @@ def build_state(
         worker.start()
     reranker = make_reranker(settings.retrieval.rerank, components.sparse)
     return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker), access,
-                    reranker)
+                    reranker, _start_anchoring(components, start_worker))
 
 
 def _start_compliance_tasks(components: Components, background: bool) -> RetentionScheduler | None:
@@ -91,3 +99,16 @@ def _start_compliance_tasks(components: Components, background: bool) -> Retenti
     scheduler = RetentionScheduler(components, interval)
     scheduler.start()
     return scheduler
+
+
+def _start_anchoring(components: Components, background: bool) -> Anchorer | None:
+    """Anchor the audit chain's head now, on its schedule and at shutdown (a serving process with an anchor file)."""
+    anchors = components.compliance.audit.anchors
+    if not background or anchors is None:
+        if background:
+            log.warning("audit.not_anchored hint=%s", "set ENCLAVE_AUDIT__ANCHOR_FILE to detect a cut audit tail")
+        return None
+    cfg = components.settings.audit
+    anchorer = Anchorer(components.compliance.audit, anchors, cfg.anchor_interval_s, cfg.anchor_every_records)
+    anchorer.start()
+    return anchorer

@@ -3,7 +3,8 @@
 ``hash = HMAC-SHA256(audit key, canonical JSON of the record's fields || "|" || prev_hash)``.
 Verification walks the records in ``seq`` order and names the first one that is missing, does not
 link to its predecessor, or does not match its own HMAC. A checkpoint (count, head seq, head hash,
-signed with the same key) kept outside the database makes truncation of the tail detectable.
+signed with the same key) kept outside the database makes truncation of the tail detectable; an
+anchor (``ingest.audit.anchor``) is the same statement signed with a key outside the data directory.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ def link_mac(key: bytes, record: AuditRecord) -> str:
 
 
 @dataclass(frozen=True)
+class Head:
+    """A head the chain once had: ``seq`` records, the last one's hash ``hash`` (an anchor, already authenticated)."""
+
+    seq: int
+    hash: str
+    time: str
+
+
+@dataclass(frozen=True)
 class Verification:
     ok: bool
     records: int
@@ -43,6 +53,7 @@ class Verification:
     head_hash: str
     first_broken_seq: int | None = None
     problem: str | None = None
+    anchor: Head | None = None  # the anchor the chain was held against; None: no anchor configured or written yet
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,12 +62,12 @@ class Verification:
 class _Walk:
     """State of one verification pass; ``feed`` returns a problem for the first broken record."""
 
-    def __init__(self, key: bytes, wanted: set[int]) -> None:
+    def __init__(self, key: bytes, wanted: set[int], after: int = 0, prev: str = GENESIS) -> None:
         self.key = key
         self.wanted = wanted
-        self.expected = 1
-        self.prev = GENESIS
-        self.count = 0
+        self.expected = after + 1
+        self.prev = prev
+        self.count = after
         self.seen: dict[int, str] = {}
 
     def feed(self, record: AuditRecord) -> str | None:
@@ -80,32 +91,59 @@ class _Walk:
         return None
 
 
-def verify(key: bytes, records: Iterable[AuditRecord], checkpoints: Iterable[dict[str, Any]] = ()) -> Verification:
-    """Walk ``records`` (ascending ``seq``) and then hold the chain against each signed checkpoint."""
+def verify(
+    key: bytes,
+    records: Iterable[AuditRecord],
+    checkpoints: Iterable[dict[str, Any]] = (),
+    anchor: Head | None = None,
+) -> Verification:
+    """Walk ``records`` (ascending ``seq``), then hold the chain against each signed checkpoint and the anchor."""
     checkpoints = list(checkpoints)
-    walk = _Walk(key, {int(c.get("head_seq", 0)) for c in checkpoints})
+    walk = _Walk(key, {int(c.get("head_seq", 0)) for c in checkpoints} | ({anchor.seq} if anchor else set()))
     for record in records:
         problem = walk.feed(record)
         if problem is not None:
-            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.expected, problem)
+            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.expected, problem, anchor)
     for checkpoint in checkpoints:
         problem = _against_checkpoint(key, checkpoint, walk)
         if problem is not None:
-            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.count + 1, problem)
-    return Verification(True, walk.count, walk.expected - 1, walk.prev)
+            return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.count + 1, problem, anchor)
+    problem = None if anchor is None else _against_head(anchor, f"the anchor of {anchor.time}", walk)
+    if problem is not None:
+        return Verification(False, walk.count, walk.expected - 1, walk.prev, walk.count + 1, problem, anchor)
+    return Verification(True, walk.count, walk.expected - 1, walk.prev, anchor=anchor)
+
+
+def verify_extension(key: bytes, records: Iterable[AuditRecord], anchor: Head) -> str | None:
+    """Whether ``records`` (every record after ``anchor.seq``, ascending) extend the anchored head soundly.
+
+    Only the part written since the anchor is walked, so a new anchor can be written every few
+    seconds without re-reading the whole chain; the caller checks the anchored record itself.
+    """
+    walk = _Walk(key, set(), after=anchor.seq, prev=anchor.hash)
+    for record in records:
+        problem = walk.feed(record)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _against_checkpoint(key: bytes, checkpoint: dict[str, Any], walk: _Walk) -> str | None:
     if not verify_checkpoint_signature(key, checkpoint):
         return "the checkpoint's signature is invalid (altered checkpoint, or made with another audit key)"
-    head_seq, head_hash = int(checkpoint["head_seq"]), str(checkpoint["head_hash"])
-    if head_seq > walk.count:
+    head = Head(int(checkpoint["head_seq"]), str(checkpoint["head_hash"]), str(checkpoint["time"]))
+    return _against_head(head, f"the checkpoint of {head.time}", walk)
+
+
+def _against_head(head: Head, source: str, walk: _Walk) -> str | None:
+    if head.seq > walk.count:
+        missing = f"record {head.seq} is" if head.seq == walk.count + 1 else f"records {walk.count + 1}-{head.seq} are"
         return (
-            f"the chain was truncated: the checkpoint of {checkpoint['time']} covers {head_seq} records, "
-            f"the chain now has {walk.count}"
+            f"the chain was truncated: {missing} missing ({source} covers {head.seq} records, "
+            f"the chain now has {walk.count}; the newest were deleted, or records were removed and the rest re-signed)"
         )
-    if head_seq and walk.seen.get(head_seq) != head_hash:
-        return f"record {head_seq} differs from the checkpoint of {checkpoint['time']} (the chain was rewritten)"
+    if head.seq and walk.seen.get(head.seq) != head.hash:
+        return f"record {head.seq} differs from {source} (the chain was rewritten and re-signed)"
     return None
 
 

@@ -8,9 +8,10 @@ a query is stored only sealed under its tenant's key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from ingest import telemetry
-from ingest.audit.chain import GENESIS, Verification, link_mac, make_checkpoint, verify
+from ingest.audit.anchor import AnchorLog
+from ingest.audit.chain import GENESIS, Head, Verification, link_mac, make_checkpoint, verify, verify_extension
 from ingest.audit.lock import ChainLock
 from ingest.errors import EnclaveError, ServiceUnavailable
 from ingest.keys.crypto import open_text, seal_text
@@ -112,10 +114,20 @@ def _unavailable(exc: Exception) -> str:
 class AuditTrail:
     """The append-only chain over the relational store, keyed by the key ring's audit key."""
 
-    def __init__(self, engine: Engine, keyring: KeyRing) -> None:
+    def __init__(self, engine: Engine, keyring: KeyRing, anchors: AnchorLog | None = None) -> None:
         self._engine = engine
         self._keyring = keyring
         self._lock = ChainLock(engine)
+        self.anchors = anchors  # where the head is anchored outside the data directory (None: nowhere)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(number of records)`` after each committed append (it must be quick and not raise)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[int], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     @contextmanager
     def transaction(self) -> Iterator[AuditSession]:
@@ -129,7 +141,8 @@ class AuditTrail:
                 self._lock.begin(session)
                 try:
                     in_body = True
-                    yield AuditSession(self, session)
+                    audited = AuditSession(self, session)
+                    yield audited
                     in_body = False
                 except BaseException:
                     session.rollback()
@@ -139,6 +152,8 @@ class AuditTrail:
             if in_body:  # the caller's own change failed: not an audit problem, let it through
                 raise
             raise AuditUnavailable(_unavailable(exc)) from exc
+        for listener in list(self._listeners):
+            listener(len(audited.records))
 
     def record(self, event: AuditEvent) -> AuditRecord:
         """Append one record in its own transaction (queries, searches). :raises AuditUnavailable:"""
@@ -211,9 +226,9 @@ class AuditTrail:
         with session_scope(self._engine) as session:
             return list(session.exec(query.order_by(col(AuditRecord.seq)).offset(flt.offset).limit(flt.limit)).all())
 
-    def records(self, *, since: str | None = None) -> Iterator[AuditRecord]:
-        """Every record in chain order, read a page at a time."""
-        last = 0
+    def records(self, *, since: str | None = None, after: int = 0) -> Iterator[AuditRecord]:
+        """Every record (after ``seq`` ``after``) in chain order, read a page at a time."""
+        last = after
         while True:
             with session_scope(self._engine) as session:
                 query = select(AuditRecord).where(col(AuditRecord.seq) > last)
@@ -226,15 +241,44 @@ class AuditTrail:
             last = page[-1].seq
 
     def verify(self, checkpoints: Sequence[dict[str, Any]] = ()) -> Verification:
-        return verify(self._keyring.audit_key(), self.records(), checkpoints)
+        """Walk the chain; hold it against ``checkpoints`` and, when anchoring is configured, the highest anchor."""
+        reading = self.anchors.read() if self.anchors is not None else None
+        result = verify(self._keyring.audit_key(), self.records(), checkpoints, reading.latest if reading else None)
+        if reading is not None and reading.problem is not None:  # a forged anchor is evidence in its own right
+            problem = reading.problem if result.ok else f"{result.problem}; and {reading.problem}"
+            return dataclasses.replace(result, ok=False, problem=problem)
+        return result
+
+    def head(self) -> Head:
+        """The newest record's ``seq`` and hash now (``0`` and the genesis hash for an empty chain)."""
+        with session_scope(self._engine) as session:
+            head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
+        return Head(head.seq, head.hash, iso_time()) if head else Head(0, GENESIS, iso_time())
+
+    def extension_problem(self, anchor: Head | None) -> str | None:
+        """Why the chain now is not ``anchor``'s chain plus sound new records; None when it is.
+
+        Without an anchor the whole chain is verified; with one, the anchored record is looked up and
+        only the records after it are walked.
+        """
+        if anchor is None:
+            return self.verify().problem
+        if anchor.seq:
+            with session_scope(self._engine) as session:
+                anchored = session.get(AuditRecord, anchor.seq)
+            if anchored is None or anchored.hash != anchor.hash:
+                now = self.head().seq
+                return (
+                    f"records {now + 1}-{anchor.seq} are missing since the anchor of {anchor.time} (truncated)"
+                    if now < anchor.seq
+                    else f"record {anchor.seq} differs from the anchor of {anchor.time} (rewritten and re-signed)"
+                )
+        return verify_extension(self._keyring.audit_key(), self.records(after=anchor.seq), anchor)
 
     def checkpoint(self) -> dict[str, Any]:
         """A signed (count, head hash) statement to keep outside the database."""
-        with session_scope(self._engine) as session:
-            head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-        return make_checkpoint(
-            self._keyring.audit_key(), AUDIT_KEY_ID, head.seq if head else 0, head.hash if head else GENESIS, iso_time()
-        )
+        head = self.head()
+        return make_checkpoint(self._keyring.audit_key(), AUDIT_KEY_ID, head.seq, head.hash, head.time)
 
 
 def export_line(record: AuditRecord) -> str:

@@ -132,15 +132,18 @@ def reload(
 
 
 def prepare_serving(settings: Settings) -> None:
-    """Before ``serve`` binds: refuse a production site without identity, announce the dev key, reload on SIGHUP.
+    """Before ``serve`` binds: refuse a production site without identity, with its master key in the data directory
+    or without audit anchors; announce the dev key, reload on SIGHUP.
 
-    :raises typer.Exit: production mode with no identity provider and no API key.
+    :raises typer.Exit: production mode with no identity provider and no API key, or keys and anchors misplaced.
     """
+    from ingest.placement import check_placement
     from service.auth.authenticator import build_authenticator
     from service.auth.dev_key import announcement, dev_key
     from service.policy.regopy_engine import request_reload
 
     try:
+        check_placement(settings, serving=True)
         build_authenticator(settings, _engine(settings))
     except EnclaveError as exc:
         err.print(f"[red]{exc.message}[/red]")

@@ -59,12 +59,19 @@ def verify(
         list[Path] | None, typer.Option(help="checkpoint file(s) from `enclave audit checkpoint`")
     ] = None,
 ) -> None:
-    """Walk the chain; exit 1 naming the first broken record (altered, deleted, reordered, inserted, truncated)."""
+    """Walk the chain and hold it against the latest anchor (ENCLAVE_AUDIT__ANCHOR_FILE) and any checkpoints;
+    exit 1 naming the first broken record (altered, deleted, reordered, inserted, truncated)."""
     result = _compliance(_settings()).audit.verify(_checkpoints(checkpoint or []))
     if result.ok:
-        out.print(f"audit chain OK: {result.records} records, head {result.head_hash[:16]}…")
+        anchored = (
+            f"matches the anchor of {result.anchor.time} (record {result.anchor.seq})"
+            if result.anchor
+            else "not anchored: a cut tail shows only against a checkpoint (set ENCLAVE_AUDIT__ANCHOR_FILE)"
+        )
+        out.print(f"audit chain OK: {result.records} records, head {result.head_hash[:16]}…, {anchored}")
         raise typer.Exit(0)
-    err.print(f"audit chain BROKEN at record {result.first_broken_seq}: {result.problem}")
+    where = "" if result.first_broken_seq is None else f" at record {result.first_broken_seq}"
+    err.print(f"audit chain BROKEN{where}: {result.problem}")
     raise typer.Exit(1)
 
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from ingest.audit.chain import Verification
 from ingest.audit.trail import AuditFilter
 from ingest.erasure import ErasureReceipt, erase_subject, erase_tenant
 from ingest.errors import InvalidRequest
@@ -142,14 +143,43 @@ def search_audit(
     )
 
 
+class Checkpoint(BaseModel):
+    """A signed checkpoint as ``GET /v1/audit/checkpoint`` or ``enclave audit checkpoint`` wrote it."""
+
+    model_config = ConfigDict(extra="allow")  # every field is signed; unknown ones are kept so the signature holds
+
+    format: str = Field(max_length=64)
+    count: int = Field(ge=0)
+    head_seq: int = Field(ge=0)
+    head_hash: str = Field(max_length=64)
+    time: str = Field(max_length=40)
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=64)
+
+
+class VerifyRequest(BaseModel):
+    checkpoints: list[Checkpoint] = Field(default_factory=list, max_length=1000,
+                                          description="checkpoints kept outside Enclave to hold the chain against")
+
+
+def _verified(state: StateDep, audit: AuditDep, checkpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    result: Verification = state.components.compliance.audit.verify(checkpoints)
+    audit.record("audit.verified", "ok" if result.ok else "broken",
+                 detail={"first_broken_seq": result.first_broken_seq, "checkpoints": len(checkpoints),
+                         "anchor_seq": result.anchor.seq if result.anchor else None})
+    return result.as_dict()
+
+
 @router.get("/audit/verify", dependencies=[require("auditor", action="audit.read")])
 def verify_audit(state: StateDep, audit: AuditDep) -> dict[str, Any]:
-    """Walk the whole chain now; names the first broken record (auditor role)."""
-    result = state.components.compliance.audit.verify()
-    audit.record(
-        "audit.verified", "ok" if result.ok else "broken", detail={"first_broken_seq": result.first_broken_seq}
-    )
-    return result.as_dict()
+    """Walk the whole chain now and hold it against the latest anchor; names the first broken record (auditor)."""
+    return _verified(state, audit, [])
+
+
+@router.post("/audit/verify", dependencies=[require("auditor", action="audit.read")])
+def verify_audit_against(state: StateDep, audit: AuditDep, req: VerifyRequest) -> dict[str, Any]:
+    """As ``GET``, and also against the checkpoints given (a truncated tail fails naming the missing records)."""
+    return _verified(state, audit, [c.model_dump() for c in req.checkpoints])
 
 
 @router.get("/audit/checkpoint", dependencies=[require("auditor", action="audit.read")])

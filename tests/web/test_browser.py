@@ -169,6 +169,7 @@ def test_oidc_sign_in_with_pkce_opens_the_auditor_view(page: Watched, enclave: E
     p.locator(".tab[data-view=audit]").click()
     p.locator("#chain[data-ok=true]").wait_for()
     assert "Chain verified" in p.locator("#chain").inner_text()
+    assert "matches the anchor of" in p.locator("#chain").inner_text()  # held against the head kept outside
     p.get_by_label("Action").fill("passage.read")
     p.get_by_role("button", name="Search").click()
     p.wait_for_function(  # the filtered search replaces the unfiltered first page

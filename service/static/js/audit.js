@@ -54,9 +54,15 @@ async function verify() {
     const result = await api("/v1/audit/verify");
     if (mine !== verifying) return;
     $("chain").dataset.ok = String(result.ok);
+    $("chain").dataset.anchored = String(Boolean(result.anchor));
+    // The anchor (the head signed outside the data directory) is what shows a cut tail or a re-signed chain.
+    const anchored = result.anchor
+      ? `matches the anchor of ${result.anchor.time} (record #${result.anchor.seq})`
+      : "no anchor yet: a cut tail shows only once the service anchors the head (ENCLAVE_AUDIT__ANCHOR_FILE)";
+    const where = result.first_broken_seq === null ? "" : ` at record ${result.first_broken_seq}`;
     $("chain").textContent = result.ok
-      ? `Chain verified: ${result.records} records intact (head #${result.head_seq}).`
-      : `Chain BROKEN at record ${result.first_broken_seq}: ${result.problem || "the trail was altered"}.`;
+      ? `Chain verified: ${result.records} records intact (head #${result.head_seq}), ${anchored}.`
+      : `Chain BROKEN${where}: ${result.problem || "the trail was altered"}.`;
   } catch (e) {
     $("chain").textContent = `The chain could not be verified: ${e.message}`;
   }
