@@ -117,6 +117,9 @@ class ObservabilitySettings(BaseModel):
     """Metrics and traces. ``/metrics`` is on; traces are exported only when an exporter is chosen."""
 
     metrics_enabled: bool = True
+    # ENCLAVE_OBSERVABILITY__METRICS_TOKEN: /metrics answers 401 unless the scraper sends "Authorization: Bearer
+    # <token>" (without it, anyone who reaches the API port reads request rates, queue depth, model latency).
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     traces_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str | None = None  # http://collector:4318/v1/traces; None: OTEL_EXPORTER_OTLP_* or localhost
     trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)

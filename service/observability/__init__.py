@@ -7,11 +7,16 @@ query text: only identifiers, counts, sizes, durations and route templates.
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.telemetry import TelemetryConfig
+from pydantic import SecretStr
 
 from ingest.config import Settings
+from service.auth.errors import Unauthenticated
 from service.generation.port import Generator
 from service.observability.generation import InstrumentedGenerator
 from service.observability.logs import configure_logging, current_request_id
@@ -36,15 +41,26 @@ def instrument(generator: Generator) -> Generator:
 
 
 def install_observability(app: FastAPI, settings: Settings) -> None:
-    """Request ids, server spans and latency metrics for every request; ``/metrics`` unless disabled."""
+    """Request ids, server spans and latency metrics for every request; ``/metrics`` unless disabled
+    (behind a bearer token when ``ENCLAVE_OBSERVABILITY__METRICS_TOKEN`` is set)."""
     configure_tracing(settings)
     app.add_middleware(ObservabilityMiddleware)
     if settings.observability.metrics_enabled:
-        app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/metrics", _metrics_route(settings.observability.metrics_token), methods=["GET"],
+                          include_in_schema=False)
 
 
-def _metrics(request: Request) -> Response:
-    state = getattr(request.app.state, "enclave", None)
-    if state is not None:
-        refresh_queue_depth(state.components.engine)
-    return Response(render(), media_type=CONTENT_TYPE_LATEST)
+def _metrics_route(token: SecretStr | None) -> Callable[[Request], Response]:
+    expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
+
+    def metrics(request: Request) -> Response:
+        """:raises Unauthenticated: a token is configured and the request does not carry it."""
+        given = request.headers.get("authorization", "").encode()
+        if expected is not None and not hmac.compare_digest(given, expected):
+            raise Unauthenticated()
+        state = getattr(request.app.state, "enclave", None)
+        if state is not None:
+            refresh_queue_depth(state.components.engine)
+        return Response(render(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

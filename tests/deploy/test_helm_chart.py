@@ -191,6 +191,27 @@ def test_rendering_without_a_secret_name_fails_with_what_to_set() -> None:
         chart.render({"existingSecret": ""}, name="rel", namespace="enclave")
 
 
+def test_a_metrics_token_from_a_secret_guards_metrics_on_the_api_only() -> None:
+    values = {"api": {"metrics": {"tokenSecret": {"name": "enclave-metrics"}}}}
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values, name="rel", namespace="enclave", is_install=True)
+    docs = [d for name, text in rendered.items() if name.endswith(".yaml") for d in yaml.safe_load_all(text) if d]
+    for doc in docs:
+        kv.validate(doc, KUBE_VERSION, strict=True)
+    assert lint_findings(CHART, values) == []
+    deployments = of_kind(docs, "Deployment")
+    api = deployments["rel-enclave-api"]["spec"]["template"]
+    token = next(e for e in api["spec"]["containers"][0]["env"] if e["name"] == "ENCLAVE_OBSERVABILITY__METRICS_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "enclave-metrics", "key": "metrics-token"}
+    assert not any(k.startswith("prometheus.io/") for k in api["metadata"]["annotations"])  # they carry no token
+    worker = deployments["rel-enclave-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert all(e["name"] != "ENCLAVE_OBSERVABILITY__METRICS_TOKEN" for e in worker.get("env", []))
+    unguarded = of_kind(render("default"), "Deployment")["rel-enclave-api"]["spec"]["template"]
+    assert unguarded["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert all(e["name"] != "ENCLAVE_OBSERVABILITY__METRICS_TOKEN" for e in unguarded["spec"]["containers"][0].get(
+        "env", []))
+
+
 def _labels(docs: list[Manifest], deployment: str) -> dict[str, str]:
     return dict(of_kind(docs, "Deployment")[deployment]["spec"]["template"]["metadata"]["labels"])
 

@@ -180,3 +180,16 @@ def test_console_exporter_is_chosen_by_settings(exporter: str, tmp_path: Path) -
         check=True,
     )
     assert ('"name": "GET /healthz"' in run.stdout) is (exporter == "console"), run.stdout[-2000:]
+
+
+def test_metrics_behind_a_token_answer_401_without_it(tmp_path: Path) -> None:
+    token = "metrics-scraper-token-3f9a1c02"
+    guarded = TestClient(create_app(make_settings(tmp_path / "data", observability={"metrics_token": token})))
+    for headers in ({}, {"Authorization": "Bearer wrong-token-000000000"}, {"Authorization": token}):
+        refused = guarded.get("/metrics", headers=headers)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        assert refused.json()["error"]["code"] == "unauthenticated" and "enclave_" not in refused.text
+    allowed = guarded.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200 and "enclave_http_request_duration_seconds" in allowed.text
+    with pytest.raises(ValueError, match="at least 16"):
+        make_settings(tmp_path / "data", observability={"metrics_token": "short"})
