@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from ingest.audit.trail import Actor, AuditEvent
+from ingest.backup.ledger import LedgerEntry, erasure_ledger
 from ingest.errors import NotFound
 from ingest.index.port import AccessFilter
 from ingest.store.compliance_models import iso_time
@@ -119,6 +120,7 @@ def _erase(
         if scope == "tenant":
             keys += components.compliance.keyring.destroy_tenant_keys(tx.session, actor.tenant)
         receipt = _receipt(actor, scope, target, erased, keys)
+        _record_in_ledger(components, receipt)  # before the commit: a restore must never resurrect it
         record = tx.append(
             AuditEvent(
                 actor,
@@ -137,6 +139,18 @@ def _erase(
     receipt.verification = _purge(components, actor.tenant, erased)
     log.info("erasure.done scope=%s documents=%d receipt=%s", scope, len(erased), receipt.receipt_id)
     return receipt
+
+
+def _record_in_ledger(components: Components, receipt: ErasureReceipt) -> None:
+    """Append the erasure to the ledger outside the data directory (README "Backup and restore")."""
+    ledger = erasure_ledger(components.settings)
+    if ledger is not None:
+        ids = [d.document_id for d in receipt.documents]
+        ledger.append(
+            LedgerEntry(
+                receipt.erased_at, receipt.scope, receipt.tenant, ids, receipt.receipt_id, receipt.receipt_sha256
+            )
+        )
 
 
 def _remove_rows(session: Session, components: Components, document: Document, index_points: int) -> ErasedDocument:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ingest.config import Settings, get_settings
 from service.auth.cli import keys_app, policy_app
+from service.backup_cli import BACKUP_HELP, backup, restore
 from service.compliance.cli import audit_app, kms_app, retention_app
 from service.db_cli import db_app
 from service.index_cli import index_app
@@ -26,6 +27,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
+app.command(name="backup", help=BACKUP_HELP)(backup)
+app.command(name="restore")(restore)
 out = Console()
 err = Console(stderr=True)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -61,6 +61,7 @@ class AtomicSwapIndex:
     def __init__(self, inner: VectorIndex) -> None:
         self.inner = inner
         self._lock = ReadWriteLock()
+        self._maintenance = threading.Lock()  # flush and vacuum rewrite files: not while a backup copies them
 
     def swap_version(
         self,
@@ -105,7 +106,8 @@ class AtomicSwapIndex:
         return self.inner.healthy()
 
     def flush(self) -> None:
-        self.inner.flush()
+        with self._maintenance:
+            self.inner.flush()
 
     def close(self) -> None:
         self.inner.close()
@@ -113,7 +115,20 @@ class AtomicSwapIndex:
     def optimize(self) -> bool:
         """Compact the underlying index when the adapter can (drops deleted points from disk)."""
         optimize = getattr(self.inner, "optimize", None)
-        return bool(optimize()) if optimize is not None else False
+        with self._maintenance:
+            return bool(optimize()) if optimize is not None else False
+
+    @contextmanager
+    def exclusive(self) -> Iterator[VectorIndex]:
+        """Exclude every write, flush and vacuum (and, like a swap, searches) until the block ends.
+
+        Yields the innermost adapter, whose files then stay unchanged: a backup copies them here.
+        """
+        with self._lock.write(), self._maintenance:
+            inner = self.inner
+            while hasattr(inner, "inner"):
+                inner = inner.inner
+            yield inner
 
 
 def swap_version(

@@ -1,0 +1,261 @@
+"""Restoring a backup into an empty data directory, then re-applying every erasure the ledger holds.
+
+Order: check the whole archive while unpacking it into a staging directory (nothing is moved into
+place before the last frame and the manifest check out); move it into place; check that the site's
+master key (never in the archive) unwraps the restored keys; bring the schema to this build;
+re-apply the erasure ledger (rows, keys, index points, originals) and remove index points whose
+document has no row; vacuum; append ``backup.restored`` to the audit chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+
+from ingest.audit.anchor import anchor_log
+from ingest.audit.trail import Actor, AuditEvent, AuditTrail
+from ingest.backup.archive import BackupKey, read_archive
+from ingest.backup.ledger import LedgerEntry, erasure_ledger
+from ingest.backup.snapshot import BLOB_PREFIX, DB_MEMBER, INDEX_PREFIX, BackupRefused, check_backup_possible
+from ingest.config import Settings
+from ingest.erasure import checkpoint_wal
+from ingest.keys.keyring import KeyRing
+from ingest.keys.local_keyfile import LocalKeyFile
+from ingest.store.compliance_models import DataKey
+from ingest.store.db import create_schema, make_engine, session_scope
+from ingest.store.models import Chunk, Document, Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestoreReport:
+    created_at: str
+    documents: int
+    index_points: int
+    erasures_reapplied: int = 0
+    documents_erased: list[str] = field(default_factory=list)
+    orphan_points_removed: int = 0
+    audit_seq: int | None = None
+    seconds: float = 0.0
+
+
+def verify_archive(src: Path, key: BackupKey) -> dict[str, Any]:
+    """Check every frame and every member's hash against the manifest, writing nothing; returns the manifest."""
+    return read_archive(src, key)
+
+
+def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "enclave-restore") -> RestoreReport:
+    """Restore ``src`` into the (empty) data directory of ``settings``.
+
+    :raises BackupRefused: the data directory already holds a site, or the ledger is not configured.
+    :raises ArchiveInvalid: the archive is altered, truncated or does not match its manifest
+        (then nothing was written to the data directory).
+    :raises BackupKeyWrong: the archive was sealed under another key.
+    :raises KeyUnavailable: the master key file is missing or does not unwrap the restored keys.
+    """
+    started = time.perf_counter()
+    check_backup_possible(settings)
+    _refuse_occupied(settings)
+    manifest = _unpack(settings, src, key)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        keyring = KeyRing(engine, LocalKeyFile(settings.master_key_file))
+        keyring.warm_up()  # the master key must open the restored keys, or nothing of it is readable
+        create_schema(engine)
+        report = RestoreReport(
+            str(manifest.get("created_at")),
+            int(manifest.get("documents", 0)),
+            int(manifest.get("index", {}).get("points", 0)),
+        )
+        _reapply(settings, engine, keyring, manifest, report)
+        trail = AuditTrail(engine, keyring, anchor_log(settings))
+        record = trail.record(
+            AuditEvent(
+                Actor.system(settings.default_tenant, actor),
+                "backup.restored",
+                document_ids=report.documents_erased,
+                detail={
+                    "backup_created_at": report.created_at,
+                    "documents": report.documents,
+                    "erasures_reapplied": report.erasures_reapplied,
+                    "documents_erased": len(report.documents_erased),
+                    "orphan_points_removed": report.orphan_points_removed,
+                },
+            )
+        )
+        report.audit_seq = record.seq
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _refuse_occupied(settings: Settings) -> None:
+    database = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+    occupied = [p for p in (database, settings.index_dir, settings.blob_dir) if _holds_data(p)]
+    if occupied:
+        raise BackupRefused(
+            f"the data directory {settings.data_dir} already holds a site ({', '.join(str(p) for p in occupied)}): "
+            "restore goes into an empty data directory; move the old one aside first"
+        )
+
+
+def _holds_data(path: Path) -> bool:
+    if path.is_dir():
+        return any(p.is_file() for p in path.rglob("*"))
+    return path.exists()
+
+
+def _unpack(settings: Settings, src: Path, key: BackupKey) -> dict[str, Any]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    staging = settings.data_dir / ".restoring"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    try:
+        manifest = read_archive(src, key, lambda name, chunks: _write_member(staging, name, chunks))
+        _move_into_place(settings, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _write_member(staging: Path, name: str, chunks: Iterator[bytes]) -> None:
+    target = staging / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
+def _move_into_place(settings: Settings, staging: Path) -> None:
+    database = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+    for stale in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    for name, target in ((INDEX_PREFIX, settings.index_dir), (BLOB_PREFIX, settings.blob_dir)):
+        unpacked = staging / name
+        if unpacked.is_dir():
+            shutil.rmtree(target, ignore_errors=True)  # empty (checked before): created by an earlier start
+            os.replace(unpacked, target)
+    os.replace(staging / DB_MEMBER, database)
+
+
+# -- re-applying erasures -----------------------------------------------------------------------------
+def _reapply(
+    settings: Settings, engine: Engine, keyring: KeyRing, manifest: dict[str, Any], report: RestoreReport
+) -> None:
+    ledger = erasure_ledger(settings)
+    entries = ledger.entries() if ledger is not None else []
+    erased: dict[str, str] = {}  # document id -> tenant
+    with session_scope(engine) as session:
+        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+        for entry in entries:
+            found = _erase_rows(session, keyring, entry)
+            report.erasures_reapplied += bool(found) or _tenant_keys_removed(session, entry)
+            erased.update(found)
+    report.documents_erased = sorted(erased)
+    _purge_originals(settings, erased)
+    dim = manifest.get("index", {}).get("dim")
+    if dim:
+        report.orphan_points_removed = _purge_index(settings, engine, int(dim), erased)
+    checkpoint_wal(engine, vacuum=True)
+
+
+def _erase_rows(session: Session, keyring: KeyRing, entry: LedgerEntry) -> dict[str, str]:
+    """Remove the entry's documents (and, for a tenant, every document it had then) that the backup still holds."""
+    ids = set(entry.document_ids)
+    if entry.scope == "tenant":
+        ids |= set(
+            session.exec(
+                select(Document.id).where(
+                    Document.tenant == entry.tenant, col(Document.created_at) <= _as_datetime(entry.at)
+                )
+            ).all()
+        )
+    ids |= _attachments(session, ids)
+    present = {d.id: d.tenant for d in session.exec(select(Document).where(col(Document.id).in_(ids))).all()}
+    if present:
+        session.execute(delete(Chunk).where(col(Chunk.document_id).in_(present)))
+        session.execute(delete(Job).where(col(Job.document_id).in_(present)))
+        session.execute(delete(Document).where(col(Document.id).in_(present)))
+    keyring.destroy_document_keys(session, sorted(ids))
+    return present
+
+
+def _attachments(session: Session, ids: set[str]) -> set[str]:
+    found, frontier = set(ids), list(ids)
+    while frontier:
+        children = session.exec(select(Document.id).where(col(Document.parent_id).in_(frontier))).all()
+        frontier = [c for c in children if c not in found]
+        found.update(frontier)
+    return found - ids
+
+
+def _tenant_keys_removed(session: Session, entry: LedgerEntry) -> bool:
+    """A tenant erasure also shreds the tenant key (and its pseudonym key) as it was then."""
+    if entry.scope != "tenant":
+        return False
+    rows = session.exec(select(DataKey).where(DataKey.tenant == entry.tenant)).all()
+    stale = [r.id for r in rows if (r.created_at or "") <= entry.at]
+    if stale:
+        session.execute(delete(DataKey).where(col(DataKey.id).in_(stale)))
+    return bool(stale)
+
+
+def _as_datetime(at: str) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).replace(tzinfo=None)
+
+
+def _purge_originals(settings: Settings, erased: dict[str, str]) -> None:
+    originals = settings.blob_dir / "originals"
+    if not originals.is_dir() or not erased:
+        return
+    for path in originals.iterdir():
+        if path.name.split(".v")[0] in erased:  # blob keys are <id> and <id>.v<n> (ingest.versions.blob_key)
+            path.unlink()
+
+
+def _purge_index(settings: Settings, engine: Engine, dim: int, erased: dict[str, str]) -> int:
+    """Delete the points of erased documents and of any document without a row; vacuum. Returns orphans removed."""
+    from ingest.index.qdrant_edge_index import QdrantEdgeIndex
+
+    with Session(engine) as session:
+        rows = set(session.exec(select(Document.id)).all())
+    index = QdrantEdgeIndex(settings.index_dir, dim)
+    index.warm_up()
+    try:
+        indexed = _indexed_documents(index)
+        orphans = {doc: tenant for doc, tenant in indexed.items() if doc not in rows}
+        for document_id, tenant in {**orphans, **erased}.items():
+            index.delete_document(tenant, document_id)
+        index.optimize()
+    finally:
+        index.close()
+    return len(set(orphans) - set(erased))
+
+
+def _indexed_documents(index: Any) -> dict[str, str]:
+    import qdrant_edge as qe
+
+    found: dict[str, str] = {}
+    offset = None
+    selector = qe.PayloadSelector.Include(["document_id", "tenant"])
+    while True:
+        records, offset = index.shard.scroll(qe.ScrollRequest(offset=offset, limit=1024, with_payload=selector))
+        for record in records:
+            payload = record.payload or {}
+            found[str(payload.get("document_id"))] = str(payload.get("tenant"))
+        if offset is None:
+            return found

@@ -1,0 +1,107 @@
+"""``enclave backup DEST``, ``enclave backup verify SRC``, ``enclave backup key FILE`` and ``enclave restore SRC``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ingest.config import get_settings
+from ingest.errors import EnclaveError
+
+out = Console()
+err = Console(stderr=True)
+
+BACKUP_HELP = """Write an encrypted, verifiable archive of this site (store, index, originals, wrapped keys) to DEST.
+
+Also: `enclave backup verify SRC` checks an archive without restoring it; `enclave backup key FILE`
+creates a backup key file. Needs ENCLAVE_BACKUP__KEY_FILE (or __PASSPHRASE) and
+ENCLAVE_BACKUP__ERASURE_LEDGER. With `enclave serve` running, use POST /v1/admin/backup instead
+(the embedded index is open there); this command opens it exclusively.
+"""
+
+
+def backup(
+    target: Annotated[str, typer.Argument(metavar="DEST | verify SRC | key FILE", help="archive to write")],
+    path: Annotated[Path | None, typer.Argument(metavar="[SRC|FILE]", show_default=False)] = None,
+) -> None:
+    if target in ("verify", "key"):
+        if path is None:
+            raise typer.BadParameter(f"`enclave backup {target}` needs a path", param_hint="SRC")
+        (verify if target == "verify" else new_key)(path)
+        return
+    if path is not None:
+        raise typer.BadParameter("give one DEST", param_hint="DEST")
+    _run(lambda: _backup(Path(target)))
+
+
+def _backup(dest: Path) -> None:
+    from ingest.backup.archive import backup_key
+    from ingest.backup.snapshot import refuse_inside_data_dir, take_backup
+
+    settings = get_settings()
+    refuse_inside_data_dir(settings, dest)
+    report = take_backup(settings, dest, backup_key(settings))
+    out.print(
+        f"wrote {report.path}: {report.archive_bytes / 1e6:.1f} MB ({report.members} members, {report.documents} "
+        f"documents, {report.index_points} index points) in {report.seconds:.1f} s; writes were paused "
+        f"{report.pause_s * 1000:.0f} ms"
+    )
+
+
+def verify(src: Path) -> None:
+    """Check every frame and every member's SHA-256 against the manifest, without restoring."""
+    from ingest.backup.archive import backup_key
+    from ingest.backup.restore import verify_archive
+
+    def run() -> None:
+        manifest = verify_archive(src, backup_key(get_settings()))
+        out.print(
+            f"{src} is intact: {len(manifest['members'])} members match the manifest; taken "
+            f"{manifest['created_at']}, {manifest['documents']} documents, {manifest['index']['points']} index points"
+        )
+
+    _run(run)
+
+
+def new_key(path: Path) -> None:
+    """Create a backup key file (0600). Keep it, and a copy offline, away from the data directory and archives."""
+    from ingest.backup.archive import write_key_file
+
+    try:
+        write_key_file(path)
+    except FileExistsError as exc:
+        err.print(f"error: {path} exists; a backup key is never overwritten (archives sealed under it need it)")
+        raise typer.Exit(2) from exc
+    out.print(f"created {path}; set ENCLAVE_BACKUP__KEY_FILE={path}")
+
+
+def restore(src: Annotated[Path, typer.Argument(help="archive written by enclave backup")]) -> None:
+    """Restore an archive into an empty data directory, re-apply the erasure ledger, and audit the restore.
+
+    The master key file is not in the archive: put the site's key at ENCLAVE_COMPLIANCE__MASTER_KEY_FILE first.
+    """
+    from ingest.backup.archive import backup_key
+    from ingest.backup.restore import restore as run_restore
+
+    def run() -> None:
+        settings = get_settings()
+        report = run_restore(settings, src, backup_key(settings))
+        out.print(
+            f"restored {report.documents} documents and {report.index_points} index points (backup of "
+            f"{report.created_at}) in {report.seconds:.1f} s; re-applied {report.erasures_reapplied} erasure(s) "
+            f"({len(report.documents_erased)} documents); audit record #{report.audit_seq}"
+        )
+
+    _run(run)
+
+
+def _run(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except EnclaveError as exc:
+        err.print(f"error: {exc.message}")
+        raise typer.Exit(2) from exc
