@@ -14,6 +14,7 @@ from ingest.errors import DocumentTooLarge, InvalidRequest
 from ingest.store.models import Document, DocumentStatus
 from service.auth import require
 from service.auth.dependencies import AccessDep
+from service.auth.uploads import authorize_document_read
 from service.auth.visibility import visible_document, visible_documents
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
@@ -151,7 +152,7 @@ async def upload_version(
 
 
 @router.get("", response_model=DocumentList, responses=NOT_MODIFIED,
-            dependencies=[require("reader", "contributor", action="read_document")])
+            dependencies=[require("reader", action="read_document")])
 def list_documents(
     request: Request, state: StateDep, principal: PrincipalDep, audit: AuditDep,
     collection: Annotated[str | None, Query(max_length=128)] = None,
@@ -169,8 +170,11 @@ def list_documents(
 
 @router.get("/{document_id}", response_model=DocumentPublic,
             dependencies=[require("reader", "contributor", action="read_document")])
-def get_document(state: StateDep, principal: PrincipalDep, audit: AuditDep, document_id: str) -> DocumentPublic:
+def get_document(state: StateDep, principal: PrincipalDep, access: AccessDep, audit: AuditDep,
+                 document_id: str) -> DocumentPublic:
+    """The document (readers); a contributor without the reader role: only one it uploaded, to follow its ingestion."""
     with audit.failures("document.read", document_ids=[document_id]):
+        authorize_document_read(access, state.components, principal, document_id)
         document = visible_document(state.components, principal, document_id)
     audit.record("document.read", document_ids=[document_id])
     return DocumentPublic.of(document, docs.latest_job(state.components, document_id))

@@ -27,7 +27,7 @@ public = APIRouter(tags=["web"])  # no credential needed: the page reads it befo
 
 VIEWS = {
     "ask": ("query", ("reader",)),
-    "documents": ("read_document", ("reader", "contributor")),
+    "documents": ("read_document", ("reader",)),  # listing titles, ACLs and metadata: readers only
     "upload": ("ingest", ("contributor",)),
     "audit": ("audit.read", ("auditor",)),
 }

@@ -38,3 +38,23 @@ def test_next_links_are_relative_and_never_echo_the_host_header(site: Site) -> N
     assert (following.scheme, following.netloc, following.path) == ("", "", "/v1/documents"), page.text
     assert parse_qs(following.query) == {"limit": ["2"], "offset": ["2"], "collection": ["default"]}
     assert "evil" not in page.text
+
+
+def test_a_contributor_without_the_reader_role_reads_back_only_what_it_uploaded(site: Site) -> None:
+    """README "Who may call it": reading documents (titles, ACLs, metadata) is the reader's."""
+    uploader, colleague = site.key("listing", "contributor"), site.key("listing", "contributor")
+    reader = site.key("listing", "reader")
+    mine = site.upload(uploader, "mine.txt", "A memo the uploader follows.", metadata='{"matter": "M-1"}')
+    theirs = site.upload(colleague, "theirs.txt", "A colleague's memo about a merger.", title="Project Kestrel")
+    listed = site.client.get("/v1/documents", headers=uploader)
+    assert listed.status_code == 403 and "reader role" in listed.json()["error"]["message"]
+    assert "Kestrel" not in listed.text
+    own = site.client.get(f"/v1/documents/{mine}", headers=uploader)
+    assert own.status_code == 200 and own.json()["metadata"] == {"matter": "M-1"}  # its receipt, to follow ingestion
+    other = site.client.get(f"/v1/documents/{theirs}", headers=uploader)
+    assert other.status_code == 403 and "Kestrel" not in other.text
+    missing = site.client.get("/v1/documents/0123456789abcdef0123456789abcdef", headers=uploader)
+    assert missing.status_code == 403  # the same answer whether the document exists or not
+    for doc_id in (mine, theirs):
+        assert site.client.get(f"/v1/documents/{doc_id}", headers=reader).status_code == 200
+    assert {d["id"] for d in site.client.get("/v1/documents", headers=reader).json()["documents"]} >= {mine, theirs}

@@ -100,7 +100,7 @@ def test_me_names_the_views_the_policy_allows(site: tuple[TestClient, AppState])
     expected = {
         "reader": {"ask": True, "documents": True, "upload": False, "audit": False},
         "auditor": {"ask": False, "documents": False, "upload": False, "audit": True},
-        "contributor": {"ask": False, "documents": True, "upload": True, "audit": False},
+        "contributor": {"ask": False, "documents": False, "upload": True, "audit": False},  # lists nothing
     }
     for role, views in expected.items():
         me = client.get("/v1/me", headers=_key(state, [role])).json()

@@ -23,7 +23,8 @@ function showView(name) {
 
 async function enter() {
   const me = await api("/v1/me");
-  allowed = {ask: me.views.ask, documents: me.views.documents, audit: me.views.audit};
+  // A contributor without the reader role uploads there and follows its own uploads, but lists nothing.
+  allowed = {ask: me.views.ask, documents: me.views.documents || me.views.upload, audit: me.views.audit};
   $("who").textContent = `${me.subject} · ${me.tenant} · ${me.roles.join(", ") || "no roles"}`;
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = !allowed[tab.dataset.view];
   $("views").hidden = false;

@@ -110,7 +110,10 @@ function docRow(doc) {
   return row;
 }
 
+let canList = false;
+
 export async function refresh() {
+  if (!canList) return;
   try {
     const {documents} = await api("/v1/documents?limit=200");
     $("doc-rows").replaceChildren(...documents.map(docRow));
@@ -125,6 +128,8 @@ export async function refresh() {
 
 export function initDocuments(views) {
   canDelete = Boolean(views.upload);
+  canList = Boolean(views.documents);
+  $("doc-list").hidden = !canList;
   $("upload-form").hidden = !views.upload;
   $("upload-form").addEventListener("submit", upload);
 }
