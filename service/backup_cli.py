@@ -19,8 +19,8 @@ BACKUP_HELP = """Write an encrypted, verifiable archive of this site (store, ind
 
 Also: `enclave backup verify SRC` checks an archive without restoring it; `enclave backup key FILE`
 creates a backup key file. Needs ENCLAVE_BACKUP__KEY_FILE (or __PASSPHRASE) and
-ENCLAVE_BACKUP__ERASURE_LEDGER. With `enclave serve` running, use POST /v1/admin/backup instead
-(the embedded index is open there); this command opens it exclusively.
+ENCLAVE_BACKUP__ERASURE_LEDGER. Stop `enclave serve` (and workers) first: this command opens the
+embedded index exclusively, so no write can slip between the database copy and the index copy.
 """
 
 

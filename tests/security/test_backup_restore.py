@@ -158,3 +158,36 @@ def test_backup_needs_an_erasure_ledger(tmp_path: Path, embedder, parser) -> Non
     bare = settings.model_copy(update={"backup": settings.backup.model_copy(update={"erasure_ledger": None})})
     with pytest.raises(BackupRefused, match="ERASURE_LEDGER"):
         take_backup(bare, tmp_path / "x.enclave-backup", backup_key(bare))
+
+
+def test_cli_backs_up_a_stopped_site_verifies_refuses_tampering_and_restores(  # type: ignore[no-untyped-def]
+    site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import service.backup_cli
+    from service.cli import app
+
+    components, ids = site
+    components.close()  # as with `enclave serve` stopped: the command opens the index itself, exclusively
+    archive = tmp_path / "cli.enclave-backup"
+    current = {"settings": components.settings}
+    monkeypatch.setattr(service.backup_cli, "get_settings", lambda: current["settings"])
+    runner = CliRunner()
+    env = {"COLUMNS": "400"}
+
+    made = runner.invoke(app, ["backup", str(archive)], env=env)
+    assert made.exit_code == 0 and "2 documents" in made.output, made.output
+    checked = runner.invoke(app, ["backup", "verify", str(archive)], env=env)
+    assert checked.exit_code == 0 and "intact" in checked.output, checked.output
+    tampered = tmp_path / "tampered.enclave-backup"
+    raw = bytearray(archive.read_bytes())
+    raw[-40] ^= 0x55
+    tampered.write_bytes(bytes(raw))
+    refused = runner.invoke(app, ["backup", "verify", str(tampered)], env=env)
+    assert refused.exit_code == 2 and "integrity check" in refused.output, refused.output
+
+    current["settings"] = _settings(tmp_path, "restored")
+    restored = runner.invoke(app, ["restore", str(archive)], env=env)
+    assert restored.exit_code == 0 and "restored 2 documents" in restored.output, restored.output
+    assert (tmp_path / "restored" / "enclave.db").exists() and ids
