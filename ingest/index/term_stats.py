@@ -7,19 +7,22 @@ vectors (no index-side IDF) and weigh each query term here, by its IDF over the 
 caller's :class:`~ingest.index.port.AccessFilter` admits: a search's scores depend only on what the
 caller may read. Counts come from the index itself (each point carries its term ids in the ``terms``
 payload field, indexed), so they can never drift from the stored chunks; they are cached until the
-next write through this process.
+next write through this process, and for at most ``max_age_s`` (writes by other processes, as with a
+Qdrant cluster and several replicas, show within that time).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from ingest.index.port import AccessFilter, SparseVector
 
 TERMS_FIELD = "terms"  # payload field holding a point's sparse term ids (an integer index)
 CACHE_LIMIT = 65_536  # cached counts before the cache is emptied
+MAX_AGE_S = 30.0  # counts older than this are taken again
 
 
 def bm25_idf(total: int, containing: int) -> float:
@@ -38,15 +41,19 @@ class ScopedIdf:
         self,
         count_all: Callable[[AccessFilter], int],
         count_term: Callable[[AccessFilter, int], int],
+        max_age_s: float = MAX_AGE_S,
     ) -> None:
         self._count_all = count_all
         self._count_term = count_term
+        self._max_age_s = max_age_s
         self._cache: dict[tuple[AccessFilter, int | None], int] = {}
+        self._born = time.monotonic()
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache = {}
+            self._born = time.monotonic()
 
     def weigh(self, access: AccessFilter, query: SparseVector) -> SparseVector:
         """``query`` with each value multiplied by its term's scoped IDF; terms no visible chunk holds are dropped."""
@@ -63,6 +70,8 @@ class ScopedIdf:
         return SparseVector(indices, values)
 
     def _cached(self, access: AccessFilter, term: int | None) -> int:
+        if time.monotonic() - self._born > self._max_age_s:
+            self.invalidate()
         cache = self._cache
         key = (access, term)
         found = cache.get(key)
