@@ -228,11 +228,11 @@ def _purge_originals(settings: Settings, erased: dict[str, str]) -> None:
 
 
 def _purge_index(settings: Settings, engine: Engine, dim: int, erased: dict[str, str]) -> int:
-    """Delete the points of erased documents and of any document without a row; vacuum. Returns orphans removed."""
+    """Delete the points of erased documents and of any document without chunk rows; vacuum. Returns orphans removed."""
     from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 
-    with Session(engine) as session:
-        rows = set(session.exec(select(Document.id)).all())
+    with Session(engine) as session:  # a document whose rows did not commit before the cut: its job re-runs
+        rows = set(session.exec(select(Chunk.document_id).distinct()).all())
     index = QdrantEdgeIndex(settings.index_dir, dim)
     index.warm_up()
     try:
