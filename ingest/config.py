@@ -164,7 +164,6 @@ class BackupSettings(BaseModel):
     key_file: Path | None = None  # 32 random bytes, base64 (enclave backup key FILE); or a passphrase:
     passphrase: SecretStr | None = None  # stretched with scrypt; the salt travels in the archive header
     erasure_ledger: Path | None = None  # append-only JSON lines of erased ids, re-applied on every restore
-    dir: Path | None = None  # where POST /v1/admin/backup writes archives (off when unset)
 
 
 class ApiSettings(BaseModel):
