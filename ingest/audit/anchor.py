@@ -233,6 +233,8 @@ class Anchorer:
         :raises AnchorUnavailable: the anchor file or key cannot be used.
         """
         with self._anchors.locked():
+            with self._count_lock:
+                self._pending = 0  # before the head is read: later appends count toward the next anchor
             last = self._anchors.last()
             head = self._trail.head()
             anchored = last.latest.hash if last.latest is not None else GENESIS
@@ -245,8 +247,6 @@ class Anchorer:
                 return None
             self._anchors.append(head, reason)
         self.refused = None
-        with self._count_lock:
-            self._pending = 0
         return head
 
     def _appended(self, count: int) -> None:

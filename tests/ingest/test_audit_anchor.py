@@ -147,18 +147,24 @@ def test_appends_wake_the_anchorer_and_stop_writes_the_shutdown_anchor(tmp_path:
     compliance = _compliance(tmp_path / "data", anchors)
     assert compliance.audit.anchors is not None
     anchorer = Anchorer(compliance.audit, compliance.audit.anchors, interval_s=3600, every_records=3)
+    _record(compliance, 1)
+
+    def anchored(lines: int) -> None:
+        deadline = time.monotonic() + 10
+        while not anchors.exists() or len(anchors.read_text().splitlines()) < lines:
+            assert time.monotonic() < deadline, f"no anchor number {lines}"
+            time.sleep(0.02)
+
     anchorer.start()
     try:
+        anchored(1)  # the start anchor
         _record(compliance, 3)
-        deadline = time.monotonic() + 10
-        while not anchors.exists() or not anchors.read_text().strip():
-            assert time.monotonic() < deadline, "three appends did not wake the anchorer"
-            time.sleep(0.02)
+        anchored(2)  # three appends woke it long before its hour-long interval
         _record(compliance, 1)  # below the threshold: anchored only at shutdown
     finally:
         anchorer.stop()
     lines = [json.loads(line) for line in anchors.read_text().splitlines()]
-    assert [(a["head_seq"], a["reason"]) for a in lines] == [(3, "records"), (4, "shutdown")]
+    assert [(a["head_seq"], a["reason"]) for a in lines] == [(1, "start"), (4, "records"), (5, "shutdown")]
 
 
 def test_a_missing_anchor_key_is_reported_not_recreated(anchored: tuple[Compliance, Anchorer, Path]) -> None:
