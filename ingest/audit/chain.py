@@ -20,6 +20,9 @@ from ingest.store.compliance_models import AuditRecord
 
 GENESIS = "0" * 64
 UNCHAINED = ("hash", "prev_hash")
+# Columns added after the chain's first format: signed when set, left out while empty, so records
+# written before a column existed keep verifying.
+ADDED_LATER = ("server_request_id",)
 CHECKPOINT_FORMAT = "enclave-audit-checkpoint/1"
 
 
@@ -28,7 +31,11 @@ def canonical(values: dict[str, Any]) -> bytes:
 
 
 def chained_fields(record: AuditRecord) -> dict[str, Any]:
-    return {name: value for name, value in record.model_dump().items() if name not in UNCHAINED}
+    return {
+        name: value
+        for name, value in record.model_dump().items()
+        if name not in UNCHAINED and not (name in ADDED_LATER and value is None)
+    }
 
 
 def link_mac(key: bytes, record: AuditRecord) -> str:

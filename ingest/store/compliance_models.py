@@ -30,7 +30,8 @@ class AuditRecord(SQLModel, table=True):
     auth_method: str = Field(default="unknown", max_length=32)
     action: str = Field(index=True, max_length=64)
     outcome: str = Field(max_length=64)
-    request_id: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)  # the caller's X-Request-ID (or the server's)
+    server_request_id: str | None = Field(default=None, max_length=64)  # the server's own, never from the caller
     client: str | None = Field(default=None, max_length=128)
     document_ids_json: str = "[]"
     chunk_ids_json: str = "[]"

@@ -21,7 +21,7 @@ from ingest.store.compliance_models import AuditRecord
 from service.auth import Principal
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
-from service.observability.logs import current_request_id
+from service.observability.logs import current_request_id, current_server_request_id, new_server_request_id
 
 
 def request_id_of(request: Request) -> str:
@@ -32,6 +32,7 @@ def request_id_of(request: Request) -> str:
 def actor_of(principal: Principal, request: Request | None = None) -> Actor:
     client = request.client.host if request is not None and request.client else None
     request_id = request_id_of(request) if request is not None else None
+    server_id = (current_server_request_id() or new_server_request_id()) if request is not None else None
     return Actor(
         tenant=principal.tenant,
         subject=principal.subject,
@@ -39,6 +40,7 @@ def actor_of(principal: Principal, request: Request | None = None) -> Actor:
         auth_method=principal.auth_method,
         request_id=request_id,
         client=client,
+        server_request_id=server_id,
     )
 
 

@@ -31,7 +31,10 @@ class AuditRecordPublic(BaseModel):
     auth_method: str
     action: str
     outcome: str
-    request_id: str | None
+    request_id: str | None = Field(description="the caller's X-Request-ID as sent (the server's id when it sent none)")
+    server_request_id: str | None = Field(
+        description="the id the server gave the request (X-Enclave-Request-ID), never chosen by the caller"
+    )
     client: str | None
     document_ids: list[str]
     chunk_ids: list[str] = Field(description="the chunks shown to the caller (sources of an answer, search results)")
@@ -57,6 +60,7 @@ class AuditRecordPublic(BaseModel):
             action=record.action,
             outcome=record.outcome,
             request_id=record.request_id,
+            server_request_id=record.server_request_id,
             client=record.client,
             document_ids=json.loads(record.document_ids_json),
             chunk_ids=json.loads(record.chunk_ids_json),

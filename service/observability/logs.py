@@ -23,8 +23,10 @@ from opentelemetry import trace
 from ingest.config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SERVER_REQUEST_ID_HEADER = "X-Enclave-Request-ID"  # the server's own id, whatever the caller sent
 _request_id: ContextVar[str | None] = ContextVar("enclave_request_id", default=None)
-_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_server_request_id: ContextVar[str | None] = ContextVar("enclave_server_request_id", default=None)
+_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # 64: the audit trail's request_id column
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -33,11 +35,29 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def accept_request_id(incoming: str | None) -> str:
-    """The caller's id when it is a plain token (so it cannot forge log lines), else a fresh one."""
+def current_server_request_id() -> str | None:
+    """The server's own id for the request being handled (never the caller's), if any."""
+    return _server_request_id.get()
+
+
+def new_server_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(incoming: str | None, fallback: str | None = None) -> str:
+    """The caller's id when it is a plain token (so it cannot forge log lines), else ``fallback`` or a fresh one."""
     if incoming and _ACCEPTED_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return fallback or uuid.uuid4().hex
+
+
+def bind_server_request_id(server_request_id: str | None) -> object:
+    """Set the context's server-generated request id; returns a token for :func:`reset_server_request_id`."""
+    return _server_request_id.set(server_request_id)
+
+
+def reset_server_request_id(token: object) -> None:
+    _server_request_id.reset(token)  # type: ignore[arg-type]
 
 
 def bind_request_id(request_id: str | None) -> object:

@@ -3,6 +3,8 @@ concurrent writers in several processes keep it linear; a failing store fails th
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -188,3 +190,18 @@ def test_if_the_audit_write_fails_the_change_is_rolled_back(tmp_path: Path) -> N
         tx.append(AuditEvent(ACTOR, "ingest.requested"))
     with compliance.audit.transaction() as tx:
         assert tx.session.exec(select(Document)).all() == []
+
+
+def test_records_from_before_the_server_request_id_column_keep_verifying(trail_dir: Path) -> None:
+    """The field joined the HMAC later: a record without it is signed exactly as it was before the column existed."""
+    audit = _compliance(trail_dir).audit
+    record = list(audit.records())[2]
+    assert record.server_request_id is None
+    before = {k: v for k, v in record.model_dump().items() if k not in ("hash", "prev_hash", "server_request_id")}
+    key = _compliance(trail_dir).keyring.audit_key()
+    message = json.dumps(before, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"|"
+    assert hmac.new(key, message + record.prev_hash.encode(), hashlib.sha256).hexdigest() == record.hash
+    audit.record(AuditEvent(Actor("t1", "bob", server_request_id="5e1f" * 8), "document.read"))
+    assert audit.verify().ok
+    _tamper(trail_dir, "UPDATE auditrecord SET server_request_id = 'other' WHERE seq = 7")
+    assert audit.verify().first_broken_seq == 7  # once set, it is signed like every other field

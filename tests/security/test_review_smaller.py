@@ -58,3 +58,20 @@ def test_a_contributor_without_the_reader_role_reads_back_only_what_it_uploaded(
     for doc_id in (mine, theirs):
         assert site.client.get(f"/v1/documents/{doc_id}", headers=reader).status_code == 200
     assert {d["id"] for d in site.client.get("/v1/documents", headers=reader).json()["documents"]} >= {mine, theirs}
+
+
+def test_the_trail_keeps_the_callers_request_id_and_the_servers_own(site: Site) -> None:
+    """A caller chooses X-Request-ID (kept as sent) but never the server's id, so two requests cannot share one."""
+    reader, auditor = site.key("rid", "reader"), site.key("rid", "auditor")
+    responses = [site.client.get("/v1/documents", headers={**reader, "X-Request-ID": "portal-dup-7"}) for _ in range(2)]
+    server_ids = [r.headers["x-enclave-request-id"] for r in responses]
+    assert [r.headers["x-request-id"] for r in responses] == ["portal-dup-7"] * 2 and len(set(server_ids)) == 2
+    records = site.client.get("/v1/audit", headers=auditor, params={"action": "documents.listed"}).json()["records"]
+    mine = [(r["request_id"], r["server_request_id"]) for r in records if r["request_id"] == "portal-dup-7"]
+    assert mine == [("portal-dup-7", server_ids[0]), ("portal-dup-7", server_ids[1])]
+    unnamed = site.client.get("/v1/documents", headers={**reader, "X-Request-ID": "x" * 65})  # wider than the column
+    own = unnamed.headers["x-enclave-request-id"]
+    assert unnamed.status_code == 200 and unnamed.headers["x-request-id"] == own  # not the caller's: the server's
+    records = site.client.get("/v1/audit", headers=auditor, params={"action": "documents.listed"}).json()["records"]
+    assert (records[-1]["request_id"], records[-1]["server_request_id"]) == (own, own)
+    assert site.client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True

@@ -40,6 +40,10 @@ def test_request_id_is_echoed_when_plain_and_replaced_when_it_could_forge_a_log_
     for value in (forged, generated):
         assert len(value) == 32 and int(value, 16) >= 0
     assert forged != generated
+    named = client.get("/healthz", headers={"X-Request-ID": "req-42.a:b"}).headers
+    unnamed = client.get("/healthz").headers
+    assert named["x-enclave-request-id"] != "req-42.a:b" and len(named["x-enclave-request-id"]) == 32
+    assert unnamed["x-enclave-request-id"] == unnamed["x-request-id"]  # no caller id: the server's, once
 
 
 def test_latency_histogram_is_labelled_by_route_template_never_by_raw_path(client: TestClient) -> None:
