@@ -18,6 +18,7 @@ from service.compliance import routes as compliance
 from service.context import AppState, build_state
 from service.errors import install_error_handlers
 from service.observability import FASTAPI_TELEMETRY, install_observability
+from service.openapi import install_openapi
 from service.portal import install_portal, route_options, start_deliverer
 from service.proxies import ForwardedFor
 from service.routes import chat, documents, health, query, webhooks
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     for router in (health.router, documents.router, query.router, compliance.router, chat.router, webhooks.router,
                    api_keys.router, access_policy.router):
         app.include_router(router, **route_options(router))
+    install_openapi(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -9,9 +9,16 @@ is used because it leaves the generated schema's ``minimum``/``maximum`` intact.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import StrictBool, field_validator
+
+# JSON Schema's ``format: date`` (pydantic alone would also read "0" as 1970-01-01, a Unix time).
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# RFC 3339 ``date-time``, what ``format: date-time`` names: a zone is required, seconds too.
+RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _json_number(value: Any) -> Any:
@@ -21,13 +28,13 @@ def _json_number(value: Any) -> Any:
 
 
 def _iso_date(value: Any) -> Any:
-    if value is not None and not isinstance(value, str):
+    if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
         raise ValueError("must be an ISO date string such as 2024-05-01")
     return value
 
 
 def dates_only(*fields: str) -> Any:
-    """A model validator: ``fields`` take ISO date strings only (no numbers read as Unix times)."""
+    """A model validator: ``fields`` take ISO date strings only (no numbers, or digits, read as Unix times)."""
     return field_validator(*fields, mode="before")(_iso_date)
 
 
@@ -36,6 +43,26 @@ def numbers_only(*fields: str) -> Any:
     return field_validator(*fields, mode="before")(_json_number)
 
 
+def date_time(value: str) -> datetime:
+    """An RFC 3339 ``date-time`` as an aware UTC time; exactly what ``format: date-time`` accepts.
+
+    A leap second (``:60``) reads as ``:59``; a time whose UTC equivalent falls outside years 1-9999
+    reads as the first or last representable moment (both only ever bound a search).
+
+    :raises ValueError: not an RFC 3339 date-time, or not a real date.
+    """
+    match = RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time")
+    day, minutes, seconds, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    moment = datetime.fromisoformat(f"{day}T{minutes}:{min(seconds, '59')}{fraction or ''}{zone}")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 JsonBool = StrictBool
 
-__all__ = ["JsonBool", "dates_only", "numbers_only"]
+__all__ = ["RFC3339", "JsonBool", "date_time", "dates_only", "numbers_only"]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from ingest.store.models import Document, Job
 from service.filters import QueryFilters
@@ -27,6 +28,19 @@ class Citation(BaseModel):
     score: float
     cited: bool = Field(description="true when the answer text cites this source with [marker]; false when it was supplied but not cited")
     ocr: bool = Field(default=False, description="true when the source text was read by OCR from a scanned page (characters may be misread)")
+
+
+Classification = Literal["public", "internal", "confidential", "phi", "privileged"]
+# A multipart field is text or absent, never null: the schema must not offer null (which clients send as "null").
+OptionalText = str | SkipJsonSchema[None]
+# Upload fields that carry JSON: the schema states the object they must hold, and the request body's
+# `encoding` (service.openapi) says they are sent as application/json parts.
+ACL_FIELD: dict[str, Any] = {"description": 'who may read it: {"groups": [...], "users": [...]}', "json_schema_extra": {
+    "type": "object", "additionalProperties": False,
+    "properties": {"groups": {"type": "array", "items": {"type": "string"}},
+                   "users": {"type": "array", "items": {"type": "string"}}}}}
+METADATA_FIELD: dict[str, Any] = {"description": "metadata: a JSON object (labels, dates, a data subject's id)",
+                                  "json_schema_extra": {"type": "object"}}
 
 
 class QueryRequest(BaseModel):

@@ -23,8 +23,10 @@ from ingest.store.models import ApiKey, utcnow
 from service.auth.principal import ROLES
 
 KEY_PREFIX = "enc_"
+# Also the JSON Schema patterns of POST /v1/keys, so they must mean the same to Python's re, the Rust regex
+# engine of pydantic and JSON Schema validators, and ECMA-262: explicit classes, no \s, full matches only.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/ -]{0,127}$")
-GROUP = re.compile(r"^[^\s,][^,]{0,255}$")
+GROUP = re.compile(r"^[^\t\n\v\f\r ,][^,]{0,255}$")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def create_key(engine: Engine, tenant: str, roles: Sequence[str], *, name: str |
 
 
 def _valid(param: str, value: str, pattern: re.Pattern[str]) -> str:
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise InvalidRequest(f"{param} {value!r} is not valid: use letters, digits and . _ : @ / - (at most 128)",
                              param=param)
     return value
@@ -79,7 +81,7 @@ def _roles(roles: Sequence[str]) -> list[str]:
 
 
 def _groups(groups: Sequence[str]) -> list[str]:
-    bad = [g for g in groups if not GROUP.match(g)]
+    bad = [g for g in groups if not GROUP.fullmatch(g)]
     if bad:
         raise InvalidRequest("groups must be non-empty names without commas or leading spaces", param="groups")
     return sorted(set(groups))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from ingest.audit.chain import Verification
@@ -16,8 +16,10 @@ from ingest.erasure import ErasureReceipt, erase_subject, erase_tenant
 from ingest.errors import InvalidRequest
 from ingest.store.compliance_models import AuditRecord, iso_time
 from service.auth import require
+from service.auth.errors import PermissionDenied
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
+from service.jsontypes import date_time, numbers_only
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
 
@@ -82,32 +84,47 @@ class AuditPage(BaseModel):
     offset: int
 
 
-class ErasureRequest(BaseModel):
-    subject_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=256,
-        description="erase every document whose metadata names this data subject",
-    )
-    tenant: str | None = Field(
-        default=None, min_length=1, max_length=128, description="erase the caller's whole tenant"
-    )
+class SubjectErasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ErasureRequest:
-        if (self.subject_id is None) == (self.tenant is None):
-            raise ValueError("give exactly one of subject_id or tenant")
-        return self
+    subject_id: str = Field(min_length=1, max_length=256,
+                            description="erase every document whose metadata names this data subject")
+
+
+class TenantErasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=128, description="erase the caller's whole tenant (its id)")
+
+
+def _erasure_kind(body: Any) -> str | None:
+    """Which erasure a body asks for: exactly one of ``subject_id`` and ``tenant``, else none."""
+    fields = body.model_fields_set if isinstance(body, BaseModel) else body if isinstance(body, dict) else ()
+    asked = set(fields) & {"subject_id", "tenant"}
+    return asked.pop() if len(asked) == 1 else None
+
+
+# A oneOf in the schema: a body with both fields, neither, or a null is invalid there as it is here.
+ErasureRequest = Annotated[
+    Annotated[SubjectErasure, Tag("subject_id")] | Annotated[TenantErasure, Tag("tenant")],
+    Discriminator(_erasure_kind, custom_error_type="exactly_one",
+                  custom_error_message="give exactly one of subject_id or tenant"),
+]
 
 
 def _iso(value: str | None, name: str) -> str | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_time(date_time(value))
     except ValueError as exc:
-        raise InvalidRequest(f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z", param=name) from exc
-    return iso_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2024-05-01T00:00:00Z", param=name) from exc
+
+
+def _time_query(alias: str | None = None) -> Any:
+    """An optional RFC 3339 time in the query string (``format: date-time``; never null there)."""
+    return Query(alias=alias, json_schema_extra={"format": "date-time"},
+                 description="RFC 3339 (2024-05-01T00:00:00Z), inclusive")
 
 
 @router.get("/audit", response_model=AuditPage, dependencies=[require("auditor", action="audit.read")])
@@ -118,8 +135,8 @@ def search_audit(
     actor: Annotated[str | None, Query(max_length=256, description="the subject who acted")] = None,
     document: Annotated[str | None, Query(max_length=64, description="records touching this document id")] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", description="ISO-8601, inclusive")] = None,
-    to: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
+    from_: Annotated[str | SkipJsonSchema[None], _time_query("from")] = None,
+    to: Annotated[str | SkipJsonSchema[None], _time_query()] = None,
     include_query: Annotated[bool, Query(description="decrypt the stored query text (itself audited)")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -160,6 +177,8 @@ class Checkpoint(BaseModel):
     key_id: str = Field(max_length=64)
     signature: str = Field(max_length=64)
 
+    _numbers = numbers_only("count", "head_seq")  # JSON numbers, as the schema says (not false or "3")
+
 
 class VerifyRequest(BaseModel):
     checkpoints: list[Checkpoint] = Field(default_factory=list, max_length=1000,
@@ -196,9 +215,9 @@ def audit_checkpoint(state: StateDep, audit: AuditDep) -> dict[str, Any]:
 @router.post("/erasure", response_model=ErasureReceipt, dependencies=[require("admin", action="erasure")])
 async def erasure(state: StateDep, principal: PrincipalDep, audit: AuditDep, req: ErasureRequest) -> ErasureReceipt:
     """Erase a data subject's documents, or the caller's whole tenant (admin role); returns the receipt."""
-    if req.tenant is not None and req.tenant != principal.tenant:
-        raise InvalidRequest("you can erase only your own tenant; sign in as an admin of that tenant", param="tenant")
-    with audit.failures("erasure.tenant" if req.tenant else "erasure.subject"):
-        if req.subject_id is not None:
+    if isinstance(req, TenantErasure) and req.tenant != principal.tenant:
+        raise PermissionDenied("you can erase only your own tenant; sign in as an admin of that tenant", param="tenant")
+    with audit.failures("erasure.tenant" if isinstance(req, TenantErasure) else "erasure.subject"):
+        if isinstance(req, SubjectErasure):
             return await run_in_threadpool(erase_subject, state.components, audit.actor, req.subject_id)
         return await run_in_threadpool(erase_tenant, state.components, audit.actor)

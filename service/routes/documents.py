@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from ingest import documents as docs
@@ -19,7 +20,15 @@ from service.auth.visibility import visible_document, visible_documents
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
 from service.listing import NOT_MODIFIED, LimitQuery, OffsetQuery, conditional_json, page_of
-from service.schemas import DocumentList, DocumentPublic, UploadAccepted
+from service.schemas import (
+    ACL_FIELD,
+    METADATA_FIELD,
+    Classification,
+    DocumentList,
+    DocumentPublic,
+    OptionalText,
+    UploadAccepted,
+)
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -84,11 +93,11 @@ async def upload_document(
     access: AccessDep,
     audit: AuditDep,
     file: Annotated[UploadFile, File(description="the document (PDF, DOCX, HTML, Markdown, text, …)")],
-    collection: Annotated[str | None, Form(max_length=128)] = None,
-    acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
-    classification: Annotated[str, Form()] = "internal",
-    metadata: Annotated[str | None, Form(description="JSON object of metadata")] = None,
-    title: Annotated[str | None, Form(max_length=512)] = None,
+    collection: Annotated[OptionalText, Form(max_length=128)] = None,
+    acl: Annotated[OptionalText, Form(**ACL_FIELD)] = None,
+    classification: Annotated[Classification, Form()] = "internal",
+    metadata: Annotated[OptionalText, Form(**METADATA_FIELD)] = None,
+    title: Annotated[OptionalText, Form(max_length=512)] = None,
 ) -> UploadAccepted:
     """Store the upload and queue its ingestion; poll ``GET /v1/documents/{id}`` for progress."""
     with audit.failures("ingest.requested"):  # the accepted case is audited inside submit's transaction
@@ -117,11 +126,11 @@ async def upload_version(
     audit: AuditDep,
     document_id: str,
     file: Annotated[UploadFile, File(description="the new version of the document")],
-    collection: Annotated[str | None, Form(max_length=128)] = None,
-    acl: Annotated[str | None, Form(description='JSON: {"groups": [...], "users": [...]}')] = None,
-    classification: Annotated[str | None, Form()] = None,
-    metadata: Annotated[str | None, Form(description="JSON object of metadata")] = None,
-    title: Annotated[str | None, Form(max_length=512)] = None,
+    collection: Annotated[OptionalText, Form(max_length=128)] = None,
+    acl: Annotated[OptionalText, Form(**ACL_FIELD)] = None,
+    classification: Annotated[Classification | SkipJsonSchema[None], Form()] = None,
+    metadata: Annotated[OptionalText, Form(**METADATA_FIELD)] = None,
+    title: Annotated[OptionalText, Form(max_length=512)] = None,
 ) -> UploadAccepted:
     """Queue a new version of the document; readers keep the current version until the new one is ready.
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ingest.store.models import ApiKey
-from service.auth import Principal, require
+from service.auth import Principal, Role, require
 from service.auth import api_keys as keys
 from service.compliance.context import AuditDep
 from service.deps import StateDep
@@ -19,10 +19,18 @@ AdminDep = Annotated[Principal, require("admin", action="manage_keys")]
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
+KeyName = Annotated[str, Field(max_length=128, pattern=keys.NAME.pattern)]
+GroupName = Annotated[str, Field(max_length=256, pattern=keys.GROUP.pattern)]
+
+
 class ApiKeyCreate(BaseModel):
-    name: str | None = Field(default=None, max_length=128, description="what the key is for (a portal, a script)")
-    roles: list[str] = Field(min_length=1, description="reader, contributor, auditor and/or admin")
-    groups: list[str] = Field(default_factory=list, max_length=256, description="ACL groups the key belongs to")
+    """The schema states every rule ``keys.create_key`` applies, so a request valid by it is never refused."""
+
+    name: KeyName | None = Field(default=None, description="what the key is for (a portal, a script); "
+                                 "letters, digits and . _ : @ / - and spaces")
+    roles: list[Role] = Field(min_length=1, description="reader, contributor, auditor and/or admin")
+    groups: list[GroupName] = Field(default_factory=list, max_length=256,
+                                    description="ACL groups the key belongs to: no commas, no leading space")
     expires_days: float | None = Field(default=None, gt=0, le=3650, description="omit for a key that does not expire")
 
 
