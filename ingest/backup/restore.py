@@ -57,7 +57,8 @@ def verify_archive(src: Path, key: BackupKey) -> dict[str, Any]:
 def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "enclave-restore") -> RestoreReport:
     """Restore ``src`` into the (empty) data directory of ``settings``.
 
-    :raises BackupRefused: the data directory already holds a site, or the ledger is not configured.
+    :raises BackupRefused: the data directory already holds a site, the ledger is not configured, or
+        the master key file is missing.
     :raises ArchiveInvalid: the archive is altered, truncated or does not match its manifest
         (then nothing was written to the data directory).
     :raises BackupKeyWrong: the archive was sealed under another key.
@@ -66,6 +67,11 @@ def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "encl
     started = time.perf_counter()
     check_backup_possible(settings)
     _refuse_occupied(settings)
+    if not settings.master_key_file.exists():  # never let the key ring create a new one: nothing would unwrap
+        raise BackupRefused(
+            f"the master key file {settings.master_key_file} is missing; it is not in the archive: put the site's "
+            "master key there first (or set ENCLAVE_COMPLIANCE__MASTER_KEY_FILE to where it is)"
+        )
     manifest = _unpack(settings, src, key)
     engine = make_engine(settings.resolved_database_url)
     try:

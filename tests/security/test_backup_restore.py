@@ -128,6 +128,13 @@ def test_restore_refuses_an_occupied_data_directory(site, tmp_path: Path) -> Non
     archive = _backup(components, tmp_path / "site.enclave-backup")
     with pytest.raises(BackupRefused, match="empty data directory"):
         restore(components.settings, archive, backup_key(components.settings))
+    elsewhere = _settings(tmp_path, "restored")
+    keyless = elsewhere.model_copy(
+        update={"compliance": elsewhere.compliance.model_copy(update={"master_key_file": tmp_path / "none" / "k"})}
+    )
+    with pytest.raises(BackupRefused, match="master key file .* is missing"):
+        restore(keyless, archive, backup_key(keyless))
+    assert not (tmp_path / "none" / "k").exists() and not (tmp_path / "restored" / "enclave.db").exists()
 
 
 def test_erasure_after_backup_survives_restore(site, tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
