@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "5636ce80ff5a"
 down_revision: str | Sequence[str] | None = "c89d869b0a59"
@@ -27,7 +27,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # A plain ADD COLUMN on SQLite too (no table copy), so the append-only triggers stay in place.
     with op.batch_alter_table("auditrecord", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("server_request_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column("server_request_id", AutoString(length=64), nullable=True))
 
 
 def downgrade() -> None:
