@@ -74,15 +74,23 @@ class ErasureReceipt(BaseModel):
 
 
 def erase_document(
-    components: Components, actor: Actor, document_id: str, *, action: str = "document.deleted"
+    components: Components,
+    actor: Actor,
+    document_id: str,
+    *,
+    action: str = "document.deleted",
+    vacuum: bool = True,
 ) -> ErasureReceipt:
-    """:raises NotFound: no such document in the actor's tenant (another tenant's looks the same)."""
+    """``vacuum=False`` leaves the index vacuum to the caller (:func:`vacuum_index`, once for many erasures).
+
+    :raises NotFound: no such document in the actor's tenant (another tenant's looks the same).
+    """
     with Session(components.engine) as session:
         document = session.get(Document, document_id)
     if document is None or document.tenant != actor.tenant:
         raise NotFound(f"document {document_id} not found")
     scope = "retention" if action == "retention.deleted" else "document"
-    return _erase(components, actor, [document], scope, document_id, action)
+    return _erase(components, actor, [document], scope, document_id, action, vacuum=vacuum)
 
 
 def erase_subject(components: Components, actor: Actor, subject_id: str) -> ErasureReceipt:
@@ -109,7 +117,14 @@ def _names_subject(value: object, subject_id: str) -> bool:
 
 
 def _erase(
-    components: Components, actor: Actor, documents: list[Document], scope: str, target: str, action: str
+    components: Components,
+    actor: Actor,
+    documents: list[Document],
+    scope: str,
+    target: str,
+    action: str,
+    *,
+    vacuum: bool = True,
 ) -> ErasureReceipt:
     documents = _with_attachments(components, documents)
     points = {d.id: components.index.count(AccessFilter(tenant=actor.tenant, document_ids=(d.id,))) for d in documents}
@@ -136,7 +151,7 @@ def _erase(
             )
         )
     receipt.audit_seq = record.seq
-    receipt.verification = _purge(components, actor.tenant, erased)
+    receipt.verification = _purge(components, actor.tenant, erased, vacuum=vacuum)
     log.info("erasure.done scope=%s documents=%d receipt=%s", scope, len(erased), receipt.receipt_id)
     return receipt
 
@@ -208,7 +223,20 @@ def _with_attachments(components: Components, documents: list[Document]) -> list
     return list(found.values())
 
 
-def _purge(components: Components, tenant: str, erased: list[ErasedDocument]) -> ErasureVerification:
+def vacuum_index(components: Components) -> None:
+    """Rewrite the index segments that held erased points (their term ids, vectors and sealed payload go).
+
+    Costs a rebuild of each such segment (seconds at 10k chunks; see README "Performance"), so a
+    batch of erasures (a retention sweep) calls it once at the end.
+    """
+    vacuum = getattr(components.index, "optimize", None)
+    if vacuum is not None:
+        vacuum()
+
+
+def _purge(
+    components: Components, tenant: str, erased: list[ErasedDocument], *, vacuum: bool = True
+) -> ErasureVerification:
     """Physical removal after the commit; the data is already unreadable, this removes the ciphertext."""
     document_ids = [e.document_id for e in erased]
     for item in erased:
@@ -218,9 +246,8 @@ def _purge(components: Components, tenant: str, erased: list[ErasedDocument]) ->
     for hook in components.compliance.erasure_hooks:
         hook(tenant, document_ids)
     components.index.flush()
-    vacuum = getattr(components.index, "optimize", None)
-    if vacuum is not None:  # rewrite the segments that held the erased points (their term ids, vectors, payload)
-        vacuum()
+    if vacuum:
+        vacuum_index(components)
     checkpoint_wal(components.engine)
     remaining = sum(components.index.count(AccessFilter(tenant=tenant, document_ids=(d,))) for d in document_ids)
     originals = sum(_blob_exists(components, key) for item in erased for key in item.originals)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from ingest.audit.trail import Actor
-from ingest.erasure import ErasureReceipt, erase_document
+from ingest.erasure import ErasureReceipt, erase_document, vacuum_index
 from ingest.errors import NotFound
 from ingest.policy_data import PolicyError, load_policy_file
 from ingest.store.models import Document
@@ -136,11 +136,17 @@ def run_retention(
         try:
             report.receipts.append(
                 erase_document(
-                    components, Actor.system(document.tenant, "retention"), document.id, action="retention.deleted"
+                    components,
+                    Actor.system(document.tenant, "retention"),
+                    document.id,
+                    action="retention.deleted",
+                    vacuum=False,
                 )
             )
         except NotFound:  # erased meanwhile by someone else
             continue
+    if report.receipts:
+        vacuum_index(components)  # once for the whole sweep: each vacuum rebuilds the segments it touches
     log.info("retention.run checked=%d deleted=%d held=%d", report.checked, len(report.receipts), len(report.held))
     return report
 

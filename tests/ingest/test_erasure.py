@@ -124,3 +124,37 @@ def test_erasing_a_document_takes_its_pending_version_and_its_attachments(compon
     assert set(erased) == {parent, child} and erased[parent].originals == [parent, f"{parent}.v2"]
     assert receipt.verification is not None and receipt.verification.originals_remaining == 0
     assert not [p for p in originals.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_retention_sweep_vacuums_the_index_once_and_leaves_no_erased_term_id(components: Components) -> None:
+    import struct
+
+    from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+    from ingest.keys.terms import keyed_id, term_key
+
+    words = ["zqfirstcanary", "zqsecondcanary", "zqthirdcanary"]
+    for i, word in enumerate(words):
+        _add(components, "t1", f"s{i}.txt", f"Scratch notes about {word} from the vendor call.", collection="scratch")
+    _add(components, "t1", "kept.txt", "A contract kept for ten years.", collection="contracts")
+    drain(components)
+    key = term_key(components.compliance.keyring.tenant_key("t1"))
+    ids = [keyed_id(key, QdrantBm25Encoder().embed_query(w).indices[0]) for w in words]
+    index_dir = components.settings.index_dir
+
+    def stored(term: int) -> bool:
+        forms = (struct.pack("<I", term), struct.pack(">I", term))
+        return any(f in p.read_bytes() for p in index_dir.rglob("*") if p.is_file() for f in forms)
+
+    assert all(stored(t) for t in ids)
+    vacuums = 0
+    optimize = components.index.optimize  # type: ignore[attr-defined]
+
+    def counted() -> bool:
+        nonlocal vacuums
+        vacuums += 1
+        return bool(optimize())
+
+    components.index.optimize = counted  # type: ignore[attr-defined]
+    report = run_retention(components, datetime.now(UTC) + timedelta(days=31), _policy([]))
+    assert len(report.receipts) == 3 and vacuums == 1  # one rebuild for the sweep, not one per document
+    assert not any(stored(t) for t in ids)
