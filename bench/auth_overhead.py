@@ -62,8 +62,11 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="enclave-auth-bench-"))
     private, jwks = _jwks(root)
-    settings = Settings(data_dir=root / "data", dev_api_key="enc_bench-dev-key",
-                        auth={"oidc": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(jwks)}})
+    settings = Settings(
+        data_dir=root / "data",
+        dev_api_key="enc_bench-dev-key",
+        auth={"oidc": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(jwks)}},
+    )
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
@@ -71,9 +74,21 @@ def main() -> None:
         api_keys.create_key(engine, f"tenant-{i % 20}", ["reader"], groups=[f"g{i % 7}"])
     key = api_keys.create_key(engine, "acme", ["reader", "contributor"], groups=["legal", "matter:A"]).key
     now = int(time.time())
-    token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "tenant": "acme", "groups": ["legal"],
-                        "roles": ["reader"], "iat": now, "exp": now + 3600}, private, algorithm="RS256",
-                       headers={"kid": "k1"})
+    token = jwt.encode(
+        {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "alice",
+            "tenant": "acme",
+            "groups": ["legal"],
+            "roles": ["reader"],
+            "iat": now,
+            "exp": now + 3600,
+        },
+        private,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
     access = build_access(settings, engine)
     principal = access.principal(f"Bearer {key}")
     facts = principal.facts()

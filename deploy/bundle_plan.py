@@ -106,11 +106,16 @@ def stage(wheels: list[Wheel], root: Path, variant: str, nodeps: set[str]) -> Pa
     sums = {w.path.name: sha256(w.path) for w in sorted(wheels, key=lambda w: w.path.name)}
     (bundle / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
     manifest = {
-        "bundle": bundle.name, "variant": variant, "python": "3.11", "platform": "linux_x86_64",
+        "bundle": bundle.name,
+        "variant": variant,
+        "python": "3.11",
+        "platform": "linux_x86_64",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models": {n: by_name[n].path.name for n in MODELS},
-        "wheels": [{"file": name, "sha256": digest, "bytes": (bundle / "wheels" / name).stat().st_size}
-                   for name, digest in sums.items()],
+        "wheels": [
+            {"file": name, "sha256": digest, "bytes": (bundle / "wheels" / name).stat().st_size}
+            for name, digest in sums.items()
+        ],
     }
     (bundle / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return bundle

@@ -66,7 +66,9 @@ class TokenChunker:
             pieces.extend(self._pieces(element, offsets, starts, doc.text))
         return self._pack(pieces, doc.text)
 
-    def _pieces(self, element: Element, offsets: Sequence[tuple[int, int]], starts: Sequence[int], text: str) -> list[_Piece]:
+    def _pieces(
+        self, element: Element, offsets: Sequence[tuple[int, int]], starts: Sequence[int], text: str
+    ) -> list[_Piece]:
         lo = bisect_left(starts, element.start)
         hi = bisect_right(starts, element.end - 1)
         tokens = list(offsets[lo:hi])

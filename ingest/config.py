@@ -238,7 +238,9 @@ class Settings(BaseSettings):
     """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore",
+        env_prefix="ENCLAVE_",
+        env_nested_delimiter="__",
+        extra="ignore",
         hide_input_in_errors=True,  # a rejected setting must not echo secrets (dev key, generator key) into logs
     )
 
@@ -294,7 +296,9 @@ class Settings(BaseSettings):
         if self.mode == "production" and self.dev_api_key is not None:
             raise ValueError("ENCLAVE_DEV_API_KEY is for dev mode only: unset it, or set ENCLAVE_MODE=dev")
         if oidc.configured and not (oidc.audience and (oidc.jwks_url or oidc.jwks_file)):
-            raise ValueError("ENCLAVE_AUTH__OIDC__ISSUER needs ENCLAVE_AUTH__OIDC__AUDIENCE and a JWKS_URL or JWKS_FILE")
+            raise ValueError(
+                "ENCLAVE_AUTH__OIDC__ISSUER needs ENCLAVE_AUTH__OIDC__AUDIENCE and a JWKS_URL or JWKS_FILE"
+            )
         if not oidc.configured and (oidc.jwks_url or oidc.jwks_file):
             raise ValueError("ENCLAVE_AUTH__OIDC__JWKS_URL/JWKS_FILE need ENCLAVE_AUTH__OIDC__ISSUER")
         if any(alg.upper().startswith("HS") or alg.lower() == "none" for alg in oidc.algorithms):

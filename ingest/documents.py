@@ -34,7 +34,21 @@ log = logging.getLogger(__name__)
 CHUNK_NAMESPACE = uuid.UUID("5b0c1f4e-7d1a-4f0e-9a51-6c2f3e8d9a10")
 EMBED_BATCH = 64
 HEADER_TOKENS = 40
-FILE_SUFFIXES = {".txt", ".md", ".pdf", ".docx", ".doc", ".pptx", ".xlsx", ".html", ".htm", ".eml", ".csv", ".rtf", ".json"}
+FILE_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".pdf",
+    ".docx",
+    ".doc",
+    ".pptx",
+    ".xlsx",
+    ".html",
+    ".htm",
+    ".eml",
+    ".csv",
+    ".rtf",
+    ".json",
+}
 
 
 @dataclass(frozen=True)
@@ -104,18 +118,27 @@ def submit(components: Components, upload: Upload) -> Submission:
 
 def _ingest_event(upload: Upload, document: Document, outcome: str) -> AuditEvent:
     actor = upload.actor or Actor.system(upload.tenant, "local")
-    return AuditEvent(actor, "ingest.requested", outcome, document_ids=[document.id],
-                      detail={"collection": upload.collection, "classification": upload.classification, "bytes": len(upload.data)})
+    return AuditEvent(
+        actor,
+        "ingest.requested",
+        outcome,
+        document_ids=[document.id],
+        detail={"collection": upload.collection, "classification": upload.classification, "bytes": len(upload.data)},
+    )
 
 
 def _check_upload(components: Components, upload: Upload) -> None:
     limit = components.settings.max_upload_bytes
     if len(upload.data) > limit:
-        raise DocumentTooLarge(f"file is {len(upload.data)} bytes; the limit is {limit} bytes (ENCLAVE_MAX_UPLOAD_BYTES)", param="file")
+        raise DocumentTooLarge(
+            f"file is {len(upload.data)} bytes; the limit is {limit} bytes (ENCLAVE_MAX_UPLOAD_BYTES)", param="file"
+        )
     if not upload.data:
         raise EmptyDocument("the file is empty; upload a file with content", param="file")
     if upload.classification not in {"public", "internal", "confidential", "phi", "privileged"}:
-        raise InvalidRequest("classification must be one of public, internal, confidential, phi, privileged", param="classification")
+        raise InvalidRequest(
+            "classification must be one of public, internal, confidential, phi, privileged", param="classification"
+        )
 
 
 def _find_duplicate(session: Session, upload: Upload, digest: str) -> Document | None:
@@ -210,7 +233,9 @@ def embedding_text(header: str, chunk_text: str) -> str:
     return f"{header}\n{chunk_text}"
 
 
-def delete_document(components: Components, tenant: str, document_id: str, actor: Actor | None = None) -> ErasureReceipt:
+def delete_document(
+    components: Components, tenant: str, document_id: str, actor: Actor | None = None
+) -> ErasureReceipt:
     """Erase a document everywhere (index points, chunk rows, jobs, original, row, its key) and audit it.
 
     :raises NotFound: no such document in this tenant (also when it belongs to another tenant).
@@ -232,10 +257,14 @@ def get_document(components: Components, tenant: str, document_id: str) -> Docum
 
 def latest_job(components: Components, document_id: str) -> Job | None:
     with session_scope(components.engine) as session:
-        return session.exec(select(Job).where(Job.document_id == document_id).order_by(col(Job.created_at).desc())).first()
+        return session.exec(
+            select(Job).where(Job.document_id == document_id).order_by(col(Job.created_at).desc())
+        ).first()
 
 
-def list_documents(components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0) -> list[Document]:
+def list_documents(
+    components: Components, tenant: str, collection: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Document]:
     with session_scope(components.engine) as session:
         query = select(Document).where(Document.tenant == tenant)
         if collection is not None:

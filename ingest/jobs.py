@@ -43,7 +43,9 @@ def claim_next(engine: Engine, worker: str) -> Job | None:
             taken = session.execute(
                 update(Job)
                 .where(col(Job.id) == job.id, col(Job.status) == JobStatus.queued)
-                .values(status=JobStatus.running, worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
+                .values(
+                    status=JobStatus.running, worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1
+                )
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
                 session.commit()
@@ -66,7 +68,9 @@ def heartbeat(engine: Engine, job_id: str, *, pages: int | None = None, chunks: 
 def finish(engine: Engine, job_id: str) -> None:
     with session_scope(engine) as session:
         session.execute(
-            update(Job).where(col(Job.id) == job_id).values(status=JobStatus.done, finished_at=utcnow(), error=None, error_code=None)
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .values(status=JobStatus.done, finished_at=utcnow(), error=None, error_code=None)
         )
 
 
@@ -75,7 +79,10 @@ def fail(engine: Engine, job: Job, message: str, code: str, *, retryable: bool) 
     again = retryable and job.attempts < job.max_attempts
     values: dict[str, object] = {"error": message, "error_code": code}
     if again:
-        values |= {"status": JobStatus.queued, "not_before": utcnow() + timedelta(seconds=BACKOFF_BASE_S * 2 ** (job.attempts - 1))}
+        values |= {
+            "status": JobStatus.queued,
+            "not_before": utcnow() + timedelta(seconds=BACKOFF_BASE_S * 2 ** (job.attempts - 1)),
+        }
     else:
         values |= {"status": JobStatus.failed, "finished_at": utcnow()}
     with session_scope(engine) as session:

@@ -72,17 +72,29 @@ def cluster_config(cfg: IndexSettings, *, url: str | None = None, collection: st
     from ingest.index.qdrant_client_index import ClusterConfig
 
     return ClusterConfig(
-        url=url or cfg.url, collection=collection or cfg.collection,
-        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None, timeout_s=cfg.timeout_s,
-        shards=cfg.shards, replication_factor=cfg.replication_factor, write_consistency=cfg.write_consistency,
-        hnsw_m=cfg.hnsw_m, hnsw_ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef,
-        upsert_batch=cfg.upsert_batch, upsert_parallel=cfg.upsert_parallel,
+        url=url or cfg.url,
+        collection=collection or cfg.collection,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+        timeout_s=cfg.timeout_s,
+        shards=cfg.shards,
+        replication_factor=cfg.replication_factor,
+        write_consistency=cfg.write_consistency,
+        hnsw_m=cfg.hnsw_m,
+        hnsw_ef_construct=cfg.hnsw_ef_construct,
+        hnsw_ef=cfg.hnsw_ef,
+        upsert_batch=cfg.upsert_batch,
+        upsert_parallel=cfg.upsert_parallel,
     )
 
 
 def _reject_index_contradictions(cfg: IndexSettings) -> None:
-    cluster_only = {"URL": cfg.url, "API_KEY": cfg.api_key, "SHARDS": cfg.shards != 1,
-                    "REPLICATION_FACTOR": cfg.replication_factor != 1, "WRITE_CONSISTENCY": cfg.write_consistency != 1}
+    cluster_only = {
+        "URL": cfg.url,
+        "API_KEY": cfg.api_key,
+        "SHARDS": cfg.shards != 1,
+        "REPLICATION_FACTOR": cfg.replication_factor != 1,
+        "WRITE_CONSISTENCY": cfg.write_consistency != 1,
+    }
     if cfg.backend == "edge":
         for name, value in cluster_only.items():
             if value:
@@ -100,7 +112,9 @@ def _reject_index_contradictions(cfg: IndexSettings) -> None:
         )
 
 
-def build_components(settings: Settings, *, embedder: DenseEmbedder | None = None, parser: Parser | None = None) -> Components:
+def build_components(
+    settings: Settings, *, embedder: DenseEmbedder | None = None, parser: Parser | None = None
+) -> Components:
     """Create and warm every write-path component from settings.
 
     ``embedder`` and ``parser`` may be passed in already warm: they hold no per-site state, so
@@ -115,7 +129,9 @@ def build_components(settings: Settings, *, embedder: DenseEmbedder | None = Non
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedder.model_path, settings.embedder.batch_size)
     embedder.warm_up()
-    index = AtomicSwapIndex(SealedIndex(make_index(settings, embedder.dim), compliance.keyring))  # see ingest.index.swap
+    index = AtomicSwapIndex(
+        SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
+    )  # see ingest.index.swap
     index.warm_up()
     if parser is None:
         parser = UnstructuredParser()

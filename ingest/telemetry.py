@@ -54,8 +54,9 @@ def span(name: str, **attributes: AttributeValue) -> Iterator[Span]:
     exception propagates unchanged.
     """
     started = time.perf_counter()
-    with tracer.start_as_current_span(name, attributes=attributes, record_exception=False,
-                                      set_status_on_exception=False) as current:
+    with tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as current:
         try:
             yield current
         except BaseException as exc:

@@ -51,8 +51,9 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise WebhookHostUnresolved(f"the webhook host {host!r} does not resolve; use a name this server can resolve",
-                                   param="url") from exc
+        raise WebhookHostUnresolved(
+            f"the webhook host {host!r} does not resolve; use a name this server can resolve", param="url"
+        ) from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
@@ -119,8 +120,9 @@ class Target:
 class TargetPolicy:
     """Checks webhook URLs against the public-address rule and the operator's allow-list."""
 
-    def __init__(self, allowed_hosts: Sequence[str] = (), *, allow_public: bool = True,
-                 resolver: Resolver | None = None) -> None:
+    def __init__(
+        self, allowed_hosts: Sequence[str] = (), *, allow_public: bool = True, resolver: Resolver | None = None
+    ) -> None:
         self._names = {h.strip().lower().rstrip(".") for h in allowed_hosts if not _network(h)}
         self._networks = [n for n in map(_network, allowed_hosts) if n is not None]
         self._allow_public = allow_public
@@ -165,7 +167,9 @@ class TargetPolicy:
         allowed = "public addresses and " if self._allow_public else ""
         raise WebhookTargetRefused(
             f"the webhook host {host!r} {where}not allowed: webhooks reach {allowed}the hosts the operator lists in "
-            "ENCLAVE_WEBHOOKS__ALLOWED_HOSTS only", param="url")
+            "ENCLAVE_WEBHOOKS__ALLOWED_HOSTS only",
+            param="url",
+        )
 
 
 def _literal(host: str) -> IPAddress | None:

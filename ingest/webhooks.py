@@ -111,15 +111,24 @@ def _enqueue(engine: Engine, job_id: str, event: str) -> int:
         tenant_hooks = session.exec(select(Webhook).where(Webhook.tenant == document.tenant)).all()
         hooks = [h for h in tenant_hooks if event in h.events]
         body = json.dumps(_payload(event, job, document), sort_keys=True)
-        session.add_all(WebhookDelivery(webhook_id=h.id, tenant=h.tenant, event=event, payload_json=body)
-                        for h in hooks)
+        session.add_all(
+            WebhookDelivery(webhook_id=h.id, tenant=h.tenant, event=event, payload_json=body) for h in hooks
+        )
         return len(hooks)
 
 
 def _payload(event: str, job: Job, document: Document) -> dict[str, object]:
-    data = {"job_id": job.id, "document_id": document.id, "collection": document.collection,
-            "document_status": str(document.status), "job_status": str(job.status), "attempts": job.attempts,
-            "chunk_count": document.chunk_count, "error": job.error, "error_code": job.error_code}
+    data = {
+        "job_id": job.id,
+        "document_id": document.id,
+        "collection": document.collection,
+        "document_status": str(document.status),
+        "job_status": str(job.status),
+        "attempts": job.attempts,
+        "chunk_count": document.chunk_count,
+        "error": job.error,
+        "error_code": job.error_code,
+    }
     return {"id": "evt_" + new_id(), "type": event, "created": utcnow().isoformat(), "data": data}
 
 
@@ -156,13 +165,22 @@ def _claim_due(engine: Engine, cfg: WebhookSettings) -> list[WebhookDelivery]:
     lease = now + timedelta(seconds=cfg.timeout_s * 2 + 5)
     claimed: list[WebhookDelivery] = []
     with session_scope(engine) as session:
-        due = session.exec(select(WebhookDelivery).where(WebhookDelivery.status == DeliveryStatus.pending,
-                                                         col(WebhookDelivery.next_attempt_at) <= now)
-                           .order_by(col(WebhookDelivery.next_attempt_at)).limit(CLAIM_BATCH)).all()
+        due = session.exec(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.status == DeliveryStatus.pending, col(WebhookDelivery.next_attempt_at) <= now)
+            .order_by(col(WebhookDelivery.next_attempt_at))
+            .limit(CLAIM_BATCH)
+        ).all()
         for delivery in due:
-            taken = session.execute(update(WebhookDelivery).where(
-                col(WebhookDelivery.id) == delivery.id, col(WebhookDelivery.status) == DeliveryStatus.pending,
-                col(WebhookDelivery.next_attempt_at) == delivery.next_attempt_at).values(next_attempt_at=lease))
+            taken = session.execute(
+                update(WebhookDelivery)
+                .where(
+                    col(WebhookDelivery.id) == delivery.id,
+                    col(WebhookDelivery.status) == DeliveryStatus.pending,
+                    col(WebhookDelivery.next_attempt_at) == delivery.next_attempt_at,
+                )
+                .values(next_attempt_at=lease)
+            )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(delivery)
     return claimed
@@ -177,8 +195,14 @@ def _attempt(engine: Engine, how: Delivering, delivery: WebhookDelivery) -> None
         try:
             secret = open_secret(how.keyring, webhook)
         except EnclaveError:
-            _record(engine, delivery, how.cfg, None, "the signing secret cannot be opened (its tenant key is gone); "
-                    "register the webhook again", final=True)
+            _record(
+                engine,
+                delivery,
+                how.cfg,
+                None,
+                "the signing secret cannot be opened (its tenant key is gone); register the webhook again",
+                final=True,
+            )
         else:
             try:
                 target = how.target_policy().check(webhook.url)  # resolved again now: no rebinding since registration
@@ -193,16 +217,23 @@ def _attempt(engine: Engine, how: Delivering, delivery: WebhookDelivery) -> None
         _observe(how.observer, engine, delivery.id, webhook)
 
 
-def _post(client: httpx.Client, target: Target, secret: str,
-          delivery: WebhookDelivery) -> tuple[int | None, str | None]:
+def _post(
+    client: httpx.Client, target: Target, secret: str, delivery: WebhookDelivery
+) -> tuple[int | None, str | None]:
     """POST to the checked address itself; ``Host`` and the TLS server name (SNI, certificate) stay the URL's host."""
     body = delivery.payload_json.encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "Enclave-Webhooks/1", "Host": target.host_header(),
-               SIGNATURE_HEADER: sign(secret, body, int(time.time())),
-               "X-Enclave-Event": delivery.event, "X-Enclave-Delivery": delivery.id}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Enclave-Webhooks/1",
+        "Host": target.host_header(),
+        SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+        "X-Enclave-Event": delivery.event,
+        "X-Enclave-Delivery": delivery.id,
+    }
     try:
-        response = client.post(target.pinned_url(), content=body, headers=headers,
-                               extensions={"sni_hostname": target.host})
+        response = client.post(
+            target.pinned_url(), content=body, headers=headers, extensions={"sni_hostname": target.host}
+        )
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: the receiver could not be reached or did not answer in time"
     if 200 <= response.status_code < 300:
@@ -210,8 +241,15 @@ def _post(client: httpx.Client, target: Target, secret: str,
     return response.status_code, f"the receiver answered HTTP {response.status_code}"
 
 
-def _record(engine: Engine, delivery: WebhookDelivery, cfg: WebhookSettings, status: int | None, error: str | None,
-            *, final: bool) -> None:
+def _record(
+    engine: Engine,
+    delivery: WebhookDelivery,
+    cfg: WebhookSettings,
+    status: int | None,
+    error: str | None,
+    *,
+    final: bool,
+) -> None:
     attempts = delivery.attempts + (0 if final else 1)
     values: dict[str, object] = {"attempts": attempts, "response_status": status, "error": error}
     if error is None:
@@ -239,17 +277,23 @@ def _observe(observer: DeliveryObserver, engine: Engine, delivery_id: str, webho
 def cancel_pending(engine: Engine, webhook_id: str) -> int:
     """Mark a deleted webhook's pending deliveries failed so they are not attempted."""
     with session_scope(engine) as session:
-        result = session.execute(update(WebhookDelivery).where(
-            col(WebhookDelivery.webhook_id) == webhook_id, col(WebhookDelivery.status) == DeliveryStatus.pending,
-        ).values(status=DeliveryStatus.failed, error="the webhook was deleted"))
+        result = session.execute(
+            update(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.webhook_id) == webhook_id,
+                col(WebhookDelivery.status) == DeliveryStatus.pending,
+            )
+            .values(status=DeliveryStatus.failed, error="the webhook was deleted")
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class WebhookDeliverer:
     """Runs :func:`deliver_due` in a daemon thread, woken when a delivery is queued or every ``poll_s``."""
 
-    def __init__(self, engine: Engine, cfg: WebhookSettings, keyring: KeyRing,
-                 observer: DeliveryObserver | None = None) -> None:
+    def __init__(
+        self, engine: Engine, cfg: WebhookSettings, keyring: KeyRing, observer: DeliveryObserver | None = None
+    ) -> None:
         self._engine = engine
         self._cfg = cfg
         self._keyring = keyring

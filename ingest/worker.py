@@ -43,8 +43,14 @@ def drain(components: Components, name: str | None = None, on_finished: Finished
         return BatchingWorker(components, name or worker_name(), beats, on_finished=on_finished).drain()
 
 
-def run_worker(components: Components, *, until_empty: bool = False, poll_s: float = 1.0,
-               stop: threading.Event | None = None, on_finished: Finished | None = None) -> int:
+def run_worker(
+    components: Components,
+    *,
+    until_empty: bool = False,
+    poll_s: float = 1.0,
+    stop: threading.Event | None = None,
+    on_finished: Finished | None = None,
+) -> int:
     """Process jobs as they come until ``stop`` is set; returns how many were processed.
 
     ``until_empty`` returns once no job is queued or running anywhere, after waiting for running

@@ -45,16 +45,30 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             if owned:
                 await run_in_threadpool(app.state.enclave.close)
 
-    app = FastAPIOffline(title="Enclave", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
-                         description="Self-hosted retrieval-augmented generation for regulated data.")
+    app = FastAPIOffline(
+        title="Enclave",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
+        description="Self-hosted retrieval-augmented generation for regulated data.",
+    )
     install_error_handlers(app)
-    app.add_middleware(ForwardedFor, trusted_proxies=(settings or (state.settings if state else get_settings())).api
-                       .trusted_proxies)
+    app.add_middleware(
+        ForwardedFor, trusted_proxies=(settings or (state.settings if state else get_settings())).api.trusted_proxies
+    )
     install_observability(app, settings or (state.settings if state else get_settings()))
     install_portal(app, settings or (state.settings if state else get_settings()))
     install_web(app, settings or (state.settings if state else get_settings()))
-    for router in (health.router, documents.router, query.router, compliance.router, chat.router, webhooks.router,
-                   api_keys.router, access_policy.router):
+    for router in (
+        health.router,
+        documents.router,
+        query.router,
+        compliance.router,
+        chat.router,
+        webhooks.router,
+        api_keys.router,
+        access_policy.router,
+    ):
         app.include_router(router, **route_options(router))
     install_openapi(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

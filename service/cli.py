@@ -48,10 +48,13 @@ def _settings() -> Settings:
 @app.callback()
 def remote_mode(
     ctx: typer.Context,
-    url: Annotated[str | None, typer.Option("--url", envvar="ENCLAVE_URL",
-                                            help="a running Enclave server for ask, ingest and status")] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="ENCLAVE_API_KEY",
-                                                help="API key for --url")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", envvar="ENCLAVE_URL", help="a running Enclave server for ask, ingest and status"),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="ENCLAVE_API_KEY", help="API key for --url")
+    ] = None,
 ) -> None:
     """Without --url, commands open the local data directory; with it, ask/ingest/status call that server."""
     from service.remote_cli import REMOTE, REMOTE_COMMANDS
@@ -96,8 +99,9 @@ def ingest(
     else:
         components = build_components(settings)
         try:
-            results = ingest_files(components, files, collection or settings.default_collection, classification,
-                                   Progress(console=err))
+            results = ingest_files(
+                components, files, collection or settings.default_collection, classification, Progress(console=err)
+            )
         finally:
             components.close()
     table = Table("file", "result", "chunks", "reason")
@@ -111,8 +115,10 @@ def ingest(
 
 
 @app.command()
-def ask(question: Annotated[str, typer.Argument(help="your question")],
-        k: Annotated[int | None, typer.Option(help="sources to give the model")] = None) -> None:
+def ask(
+    question: Annotated[str, typer.Argument(help="your question")],
+    k: Annotated[int | None, typer.Option(help="sources to give the model")] = None,
+) -> None:
     """Answer a question from the ingested documents and print the citations."""
     from service import remote_cli
     from service.auth import Principal
@@ -141,8 +147,10 @@ def ask(question: Annotated[str, typer.Argument(help="your question")],
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = None,
-          port: Annotated[int | None, typer.Option(help="port to bind")] = None) -> None:
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind")] = None,
+) -> None:
     """Run the API and the web page."""
     import uvicorn
 
@@ -153,11 +161,19 @@ def serve(host: Annotated[str | None, typer.Option(help="address to bind")] = No
     settings = _settings()
     prepare_serving(settings)  # production without identity stops here; dev mode prints where its key is
     bind_host, bind_port = host or settings.host, port or settings.port
-    err.print(f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}")
+    err.print(
+        f"Enclave is starting (data in {settings.data_dir.resolve()}); it will listen on http://{bind_host}:{bind_port}"
+    )
     # log_config=None: uvicorn's records go through Enclave's root handler (ENCLAVE_LOG_FORMAT)
     # proxy_headers off: X-Forwarded-For is believed only from ENCLAVE_API__TRUSTED_PROXIES (service.proxies)
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", log_config=None,
-                proxy_headers=UVICORN_OPTIONS["proxy_headers"])
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        log_config=None,
+        proxy_headers=UVICORN_OPTIONS["proxy_headers"],
+    )
 
 
 @app.command()

@@ -84,8 +84,16 @@ def build_state(
     if worker is not None:
         worker.start()
     reranker = make_reranker(settings.retrieval.rerank, components.sparse)
-    return AppState(settings, components, generator, worker, _start_compliance_tasks(components, start_worker), access,
-                    reranker, _start_anchoring(components, start_worker))
+    return AppState(
+        settings,
+        components,
+        generator,
+        worker,
+        _start_compliance_tasks(components, start_worker),
+        access,
+        reranker,
+        _start_anchoring(components, start_worker),
+    )
 
 
 def _start_compliance_tasks(components: Components, background: bool) -> RetentionScheduler | None:

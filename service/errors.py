@@ -20,10 +20,20 @@ from ingest.errors import EnclaveError
 
 log = logging.getLogger(__name__)
 
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-         405: "invalid_request_error", 409: "conflict_error",
-         413: "request_too_large", 415: "unsupported_media_type", 422: "invalid_request_error", 429: "rate_limit_error",
-         503: "service_unavailable", 504: "timeout_error"}
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
 
 
 class ErrorBody(BaseModel):
@@ -42,12 +52,16 @@ class ErrorEnvelope(BaseModel):
 # Every route documents its errors with the envelope (and FastAPI's own 422 schema is replaced by it).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorEnvelope, "description": "the request was refused; `error.message` says why and what to do"},
-    "5XX": {"model": ErrorEnvelope, "description": "Enclave or one of its components failed; retry if `type` is service_unavailable"},
+    "5XX": {
+        "model": ErrorEnvelope,
+        "description": "Enclave or one of its components failed; retry if `type` is service_unavailable",
+    },
 }
 
 
-def envelope(status: int, message: str, code: str, param: str | None = None,
-             headers: Mapping[str, str] | None = None) -> JSONResponse:
+def envelope(
+    status: int, message: str, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     error = {"message": message, "type": TYPES.get(status, "server_error"), "param": param, "code": code}
     return JSONResponse(status_code=status, content={"error": error}, headers=headers)
 

@@ -68,16 +68,26 @@ def _submit_one(components: Components, path: Path, collection: str, classificat
     """The document id of the queued job, or the file's final result when it was not queued."""
     if path.name.lower() in SYSTEM_FILES or path.name.startswith("~$"):
         return FileResult(path, "skipped", reason="operating-system or office lock file, not a document")
-    upload = docs.Upload(filename=path.name, data=path.read_bytes(), tenant=components.settings.default_tenant,
-                         collection=collection, classification=classification, title=path.name)
+    upload = docs.Upload(
+        filename=path.name,
+        data=path.read_bytes(),
+        tenant=components.settings.default_tenant,
+        collection=collection,
+        classification=classification,
+        title=path.name,
+    )
     try:
         submission = docs.submit(components, upload)
     except EnclaveError as exc:
         return FileResult(path, "failed", reason=exc.message)
     if submission.duplicate:
         existing = submission.document
-        return FileResult(path, "skipped", existing.chunk_count,
-                          f"same content as document {existing.id} ({existing.filename}), already ingested")
+        return FileResult(
+            path,
+            "skipped",
+            existing.chunk_count,
+            f"same content as document {existing.id} ({existing.filename}), already ingested",
+        )
     return submission.document.id
 
 
@@ -99,8 +109,10 @@ def _attachment_rows(components: Components, parent: FileResult) -> list[FileRes
         return []
     with session_scope(components.engine) as session:
         children = session.exec(select(Document).where(Document.parent_id == parent.document_id)).all()
-    return [_outcome(components, parent.path.with_name(f"{parent.path.name} › {child.filename}"), child.id)
-            for child in children]
+    return [
+        _outcome(components, parent.path.with_name(f"{parent.path.name} › {child.filename}"), child.id)
+        for child in children
+    ]
 
 
 def status_table(settings: Settings) -> Table:
@@ -117,7 +129,12 @@ def status_table(settings: Settings) -> Table:
     table.add_row("chunks", str(chunks))
     table.add_row("jobs", ", ".join(f"{k}: {v}" for k, v in sorted(job_status.items())) or "0")
     table.add_row("store", settings.resolved_database_url.split("://")[0])
-    table.add_row("index", f"{settings.index.backend} ({settings.index_dir if settings.index.backend == 'edge' else settings.index.url})")
+    table.add_row(
+        "index",
+        f"{settings.index.backend} ({settings.index_dir if settings.index.backend == 'edge' else settings.index.url})",
+    )
     table.add_row("embedder", str(settings.embedder.model_path or "all-MiniLM-L6-v2 (packaged)"))
-    table.add_row("generator", settings.generator.base_url or "llama.cpp server with SmolLM2-135M-Instruct (supervised)")
+    table.add_row(
+        "generator", settings.generator.base_url or "llama.cpp server with SmolLM2-135M-Instruct (supervised)"
+    )
     return table

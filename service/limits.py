@@ -36,8 +36,11 @@ class RequestTooLarge(StarletteHTTPException):
     code = "request_too_large"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body exceeds {limit} bytes; send less (JSON bodies: "
-                              "ENCLAVE_API__MAX_REQUEST_BYTES, uploads: ENCLAVE_MAX_UPLOAD_BYTES)")
+        super().__init__(
+            413,
+            f"the request body exceeds {limit} bytes; send less (JSON bodies: "
+            "ENCLAVE_API__MAX_REQUEST_BYTES, uploads: ENCLAVE_MAX_UPLOAD_BYTES)",
+        )
 
 
 class RateLimited(EnclaveError):
@@ -47,8 +50,9 @@ class RateLimited(EnclaveError):
 
     def __init__(self, retry_after_s: float) -> None:
         seconds = max(1, math.ceil(retry_after_s))
-        super().__init__(f"too many requests from this principal; retry after {seconds} s "
-                         "(ENCLAVE_API__RATE_LIMIT_PER_S)")
+        super().__init__(
+            f"too many requests from this principal; retry after {seconds} s (ENCLAVE_API__RATE_LIMIT_PER_S)"
+        )
         self.headers = {"Retry-After": str(seconds)}
 
 

@@ -36,8 +36,9 @@ async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
         if match != Match.NONE and isinstance(route, Route | APIRoute) and route.methods:
             allowed |= set(route.methods)
     methods = ", ".join(sorted(allowed))
-    return envelope(405, f"{request.method} is not allowed here; use {methods}", "method_not_allowed",
-                    headers={"Allow": methods})
+    return envelope(
+        405, f"{request.method} is not allowed here; use {methods}", "method_not_allowed", headers={"Allow": methods}
+    )
 
 
 def route_options(router: APIRouter) -> dict[str, Any]:
@@ -50,8 +51,13 @@ def audit_deliveries(trail: AuditTrail) -> DeliveryObserver:
     """Record every delivery attempt in the audit trail: ``webhook.delivery`` with its outcome."""
 
     def observe(delivery: WebhookDelivery, webhook: Webhook | None) -> None:
-        detail = {"delivery_id": delivery.id, "webhook_id": delivery.webhook_id, "event": delivery.event,
-                  "attempts": delivery.attempts, "response_status": delivery.response_status}
+        detail = {
+            "delivery_id": delivery.id,
+            "webhook_id": delivery.webhook_id,
+            "event": delivery.event,
+            "attempts": delivery.attempts,
+            "response_status": delivery.response_status,
+        }
         actor = Actor.system(delivery.tenant, "webhooks")
         trail.record(AuditEvent(actor, "webhook.delivery", OUTCOMES[delivery.status], detail=detail))
 

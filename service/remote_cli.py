@@ -37,8 +37,9 @@ def ask(remote: Remote, question: str, k: int | None) -> QueryResponse:
         return client.query(question, k=k)
 
 
-def ingest_files(remote: Remote, files: list[Path], collection: str | None, classification: str,
-                 progress: Progress) -> list[FileResult]:
+def ingest_files(
+    remote: Remote, files: list[Path], collection: str | None, classification: str, progress: Progress
+) -> list[FileResult]:
     """Upload every file, then wait for each to be ready or failed; never stops at the first failure."""
     with remote.client() as client, progress:
         task = progress.add_task("uploading", total=len(files) * 2)

@@ -40,8 +40,14 @@ class SearchStack(Protocol):
     def index(self) -> VectorIndex: ...
 
 
-def retrieve(components: SearchStack, query: str, access: AccessFilter, k: int,
-             mode: SearchMode = "hybrid", reranker: Reranker | None = None) -> Retrieved:
+def retrieve(
+    components: SearchStack,
+    query: str,
+    access: AccessFilter,
+    k: int,
+    mode: SearchMode = "hybrid",
+    reranker: Reranker | None = None,
+) -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
@@ -84,12 +90,23 @@ def _admitted(chunk: ScoredChunk, access: AccessFilter) -> bool:
     return admits(access, chunk.record)
 
 
-def citation(chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = True,
-             focus: Focus | None = None) -> Citation:
+def citation(
+    chunk: ScoredChunk, marker: int, snippet_chars: int, cited: bool = True, focus: Focus | None = None
+) -> Citation:
     """The public form of a source; with ``focus``, its snippet shows the sentences holding the question's terms."""
     record = chunk.record
-    return Citation(marker=marker, document_id=record.document_id, title=record.title, page=record.page,
-                    page_end=record.page_end, start=record.start, end=record.end,
-                    chunk_start=record.start, chunk_end=record.end,
-                    snippet=snippet(record.text, snippet_chars, focus),
-                    score=round(chunk.score, 6), cited=cited, ocr=record.ocr)
+    return Citation(
+        marker=marker,
+        document_id=record.document_id,
+        title=record.title,
+        page=record.page,
+        page_end=record.page_end,
+        start=record.start,
+        end=record.end,
+        chunk_start=record.start,
+        chunk_end=record.end,
+        snippet=snippet(record.text, snippet_chars, focus),
+        score=round(chunk.score, 6),
+        cited=cited,
+        ocr=record.ocr,
+    )

@@ -19,15 +19,24 @@ class Citation(BaseModel):
     title: str
     page: int | None
     page_end: int | None = None
-    start: int = Field(description="character offset in the document's extracted text of what the citation "
-                       "points at: the supporting sentence of a cited source, the chunk of an uncited one")
+    start: int = Field(
+        description="character offset in the document's extracted text of what the citation "
+        "points at: the supporting sentence of a cited source, the chunk of an uncited one"
+    )
     end: int
     chunk_start: int | None = Field(default=None, description="the whole source chunk's start (end: `chunk_end`)")
     chunk_end: int | None = None
     snippet: str
     score: float
-    cited: bool = Field(description="true when the answer text cites this source with [marker]; false when it was supplied but not cited")
-    ocr: bool = Field(default=False, description="true when the source text was read by OCR from a scanned page (characters may be misread)")
+    cited: bool = Field(
+        description=(
+            "true when the answer text cites this source with [marker]; false when it was supplied but not cited"
+        )
+    )
+    ocr: bool = Field(
+        default=False,
+        description="true when the source text was read by OCR from a scanned page (characters may be misread)",
+    )
 
 
 Classification = Literal["public", "internal", "confidential", "phi", "privileged"]
@@ -35,12 +44,21 @@ Classification = Literal["public", "internal", "confidential", "phi", "privilege
 OptionalText = str | SkipJsonSchema[None]
 # Upload fields that carry JSON: the schema states the object they must hold, and the request body's
 # `encoding` (service.openapi) says they are sent as application/json parts.
-ACL_FIELD: dict[str, Any] = {"description": 'who may read it: {"groups": [...], "users": [...]}', "json_schema_extra": {
-    "type": "object", "additionalProperties": False,
-    "properties": {"groups": {"type": "array", "items": {"type": "string"}},
-                   "users": {"type": "array", "items": {"type": "string"}}}}}
-METADATA_FIELD: dict[str, Any] = {"description": "metadata: a JSON object (labels, dates, a data subject's id)",
-                                  "json_schema_extra": {"type": "object"}}
+ACL_FIELD: dict[str, Any] = {
+    "description": 'who may read it: {"groups": [...], "users": [...]}',
+    "json_schema_extra": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "groups": {"type": "array", "items": {"type": "string"}},
+            "users": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+METADATA_FIELD: dict[str, Any] = {
+    "description": "metadata: a JSON object (labels, dates, a data subject's id)",
+    "json_schema_extra": {"type": "object"},
+}
 
 
 class QueryRequest(BaseModel):
@@ -67,7 +85,8 @@ class SentenceSource(BaseModel):
 class AnswerSentence(BaseModel):
     text: str = Field(description="the sentence as shown in `answer`, markers included")
     grounding: Literal["quoted", "verified"] = Field(
-        description="quoted: copied verbatim from the source; verified: generated, its claims found in the sources")
+        description="quoted: copied verbatim from the source; verified: generated, its claims found in the sources"
+    )
     sources: list[SentenceSource]
 
 
@@ -77,12 +96,17 @@ class QueryResponse(BaseModel):
     citations: list[Citation]
     model: str | None = Field(default=None, description="the generator consulted; null when none was (quoted answers)")
     dropped_citations: int = Field(default=0, description="markers that pointed at no supplied source")
-    grounding: Grounding = Field(default="not_found", description="how the answer was made: quoted from the sources, "
-                                 "generated and verified against them, or not found")
-    sentences: list[AnswerSentence] = Field(default_factory=list,
-                                            description="each answer sentence and what supports it")
-    unsupported_removed: int = Field(default=0,
-                                     description="generated sentences removed: no cited source supports them")
+    grounding: Grounding = Field(
+        default="not_found",
+        description="how the answer was made: quoted from the sources, "
+        "generated and verified against them, or not found",
+    )
+    sentences: list[AnswerSentence] = Field(
+        default_factory=list, description="each answer sentence and what supports it"
+    )
+    unsupported_removed: int = Field(
+        default=0, description="generated sentences removed: no cited source supports them"
+    )
 
 
 class SearchRequest(BaseModel):
@@ -111,8 +135,16 @@ class JobPublic(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
-        return cls(id=job.id, status=job.status, attempts=job.attempts, error=job.error, error_code=job.error_code,
-                   pages_done=job.pages_done, chunks_done=job.chunks_done, version=job.version)
+        return cls(
+            id=job.id,
+            status=job.status,
+            attempts=job.attempts,
+            error=job.error,
+            error_code=job.error_code,
+            pages_done=job.pages_done,
+            chunks_done=job.chunks_done,
+            version=job.version,
+        )
 
 
 class DocumentPublic(BaseModel):
@@ -139,11 +171,28 @@ class DocumentPublic(BaseModel):
 
     @classmethod
     def of(cls, doc: Document, job: Job | None = None) -> DocumentPublic:
-        return cls(id=doc.id, title=doc.title, filename=doc.filename, collection=doc.collection, status=doc.status,
-                   mime=doc.mime, pages=doc.pages, chunk_count=doc.chunk_count, content_hash=doc.content_hash,
-                   size_bytes=doc.size_bytes, classification=doc.classification, acl=doc.acl, metadata=doc.metadata_dict,
-                   error=doc.error, error_code=doc.error_code, created_at=doc.created_at, updated_at=doc.updated_at,
-                   job=JobPublic.of(job) if job else None, version=doc.version, parent_id=doc.parent_id)
+        return cls(
+            id=doc.id,
+            title=doc.title,
+            filename=doc.filename,
+            collection=doc.collection,
+            status=doc.status,
+            mime=doc.mime,
+            pages=doc.pages,
+            chunk_count=doc.chunk_count,
+            content_hash=doc.content_hash,
+            size_bytes=doc.size_bytes,
+            classification=doc.classification,
+            acl=doc.acl,
+            metadata=doc.metadata_dict,
+            error=doc.error,
+            error_code=doc.error_code,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+            job=JobPublic.of(job) if job else None,
+            version=doc.version,
+            parent_id=doc.parent_id,
+        )
 
 
 class UploadAccepted(BaseModel):

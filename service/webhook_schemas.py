@@ -18,8 +18,9 @@ Event = Literal["ingest.job.completed", "ingest.job.failed"]
 
 class WebhookCreate(BaseModel):
     url: str = Field(max_length=2048, pattern=URL_PATTERN, description="http(s) URL that receives the callbacks")
-    events: list[Event] = Field(default=["ingest.job.completed", "ingest.job.failed"], min_length=1,
-                                max_length=len(EVENTS))
+    events: list[Event] = Field(
+        default=["ingest.job.completed", "ingest.job.failed"], min_length=1, max_length=len(EVENTS)
+    )
     description: str | None = Field(default=None, max_length=256)
 
 
@@ -33,8 +34,14 @@ class WebhookPublic(BaseModel):
 
     @classmethod
     def of(cls, hook: Webhook) -> WebhookPublic:
-        return cls(id=hook.id, url=hook.url, events=hook.events, description=hook.description,
-                   created_by=hook.created_by, created_at=hook.created_at)
+        return cls(
+            id=hook.id,
+            url=hook.url,
+            events=hook.events,
+            description=hook.description,
+            created_by=hook.created_by,
+            created_at=hook.created_at,
+        )
 
 
 class WebhookCreated(WebhookPublic):

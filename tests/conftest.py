@@ -104,8 +104,9 @@ def generator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 
 
 @contextmanager
-def served_app(settings: Settings, embedder: Embedder, parser: Parser, generator: Generator,
-               headers: dict[str, str] | None = None) -> Iterator[tuple[TestClient, AppState]]:
+def served_app(
+    settings: Settings, embedder: Embedder, parser: Parser, generator: Generator, headers: dict[str, str] | None = None
+) -> Iterator[tuple[TestClient, AppState]]:
     """The real app around real components and the session's generator, as a ``TestClient``.
 
     Teardown stops the app's background tasks and closes its components, but not the generator

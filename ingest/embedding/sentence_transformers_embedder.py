@@ -45,7 +45,9 @@ class SentenceTransformerEmbedder:
 
             path = self._path or packaged_model_path()
             self._model = SentenceTransformer(str(path), device="cpu")
-            self.dim = int(getattr(self._model, "get_embedding_dimension", self._model.get_sentence_embedding_dimension)())
+            self.dim = int(
+                getattr(self._model, "get_embedding_dimension", self._model.get_sentence_embedding_dimension)()
+            )
             self.max_tokens = int(self._model.max_seq_length)
 
     @property
@@ -62,7 +64,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         vectors = self.model.encode(
-            list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return [list(map(float, row)) for row in vectors]
 

@@ -97,7 +97,9 @@ def admits(access: AccessFilter, record: Labelled) -> bool:
         return True
     if not record.acl_groups and not record.acl_users:
         return True
-    return bool(set(record.acl_groups) & set(access.principal_groups or ())) or access.principal_user in record.acl_users
+    return (
+        bool(set(record.acl_groups) & set(access.principal_groups or ())) or access.principal_user in record.acl_users
+    )
 
 
 @dataclass(frozen=True)

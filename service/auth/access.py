@@ -29,15 +29,18 @@ class AccessControl:
         """
         principal = self.authenticator.authenticate(authorization)
         granted = self.policy.entitlements(principal.facts())
-        return dataclasses.replace(principal, classifications=granted.classifications,
-                                   excluded_groups=granted.excluded_groups)
+        return dataclasses.replace(
+            principal, classifications=granted.classifications, excluded_groups=granted.excluded_groups
+        )
 
-    def decide(self, principal: Principal, action: str, roles: Sequence[str],
-               resource: Mapping[str, Any] | None = None) -> Decision:
+    def decide(
+        self, principal: Principal, action: str, roles: Sequence[str], resource: Mapping[str, Any] | None = None
+    ) -> Decision:
         return self.policy.decide(action, principal.facts(), roles, resource)
 
-    def authorize(self, principal: Principal, action: str, roles: Sequence[str],
-                  resource: Mapping[str, Any] | None = None) -> None:
+    def authorize(
+        self, principal: Principal, action: str, roles: Sequence[str], resource: Mapping[str, Any] | None = None
+    ) -> None:
         """:raises PermissionDenied: with the policy's reasons (they name what to ask for)."""
         decision = self.decide(principal, action, roles, resource)
         if not decision.allowed:

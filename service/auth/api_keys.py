@@ -48,16 +48,30 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def create_key(engine: Engine, tenant: str, roles: Sequence[str], *, name: str | None = None,
-               groups: Sequence[str] = (), expires_days: float | None = None, created_by: str = "local") -> CreatedKey:
+def create_key(
+    engine: Engine,
+    tenant: str,
+    roles: Sequence[str],
+    *,
+    name: str | None = None,
+    groups: Sequence[str] = (),
+    expires_days: float | None = None,
+    created_by: str = "local",
+) -> CreatedKey:
     """Create a key; the plain key is returned once and only its hash is stored.
 
     :raises InvalidRequest: an unknown role, no role, a bad tenant, name or group, or a non-positive expiry.
     """
     label = name or f"key-{secrets.token_hex(3)}"
-    record = ApiKey(tenant=_valid("tenant", tenant, NAME), name=_valid("name", label, NAME), key_hash="",
-                    roles_json=json.dumps(_roles(roles)), groups_json=json.dumps(_groups(groups)),
-                    created_by=created_by[:256], expires_at=_expiry(expires_days))
+    record = ApiKey(
+        tenant=_valid("tenant", tenant, NAME),
+        name=_valid("name", label, NAME),
+        key_hash="",
+        roles_json=json.dumps(_roles(roles)),
+        groups_json=json.dumps(_groups(groups)),
+        created_by=created_by[:256],
+        expires_at=_expiry(expires_days),
+    )
     key = new_key()
     record.key_hash = hash_key(key)
     with session_scope(engine) as session:
@@ -67,16 +81,18 @@ def create_key(engine: Engine, tenant: str, roles: Sequence[str], *, name: str |
 
 def _valid(param: str, value: str, pattern: re.Pattern[str]) -> str:
     if not pattern.fullmatch(value):
-        raise InvalidRequest(f"{param} {value!r} is not valid: use letters, digits and . _ : @ / - (at most 128)",
-                             param=param)
+        raise InvalidRequest(
+            f"{param} {value!r} is not valid: use letters, digits and . _ : @ / - (at most 128)", param=param
+        )
     return value
 
 
 def _roles(roles: Sequence[str]) -> list[str]:
     unknown = sorted(set(roles) - set(ROLES))
     if unknown or not roles:
-        raise InvalidRequest(f"roles must be one or more of {', '.join(ROLES)} (got {', '.join(unknown) or 'none'})",
-                             param="roles")
+        raise InvalidRequest(
+            f"roles must be one or more of {', '.join(ROLES)} (got {', '.join(unknown) or 'none'})", param="roles"
+        )
     return sorted(set(roles))
 
 
@@ -91,8 +107,9 @@ def _expiry(days: float | None) -> datetime | None:
     if days is None:
         return None
     if days <= 0:
-        raise InvalidRequest("expires_days must be positive (omit it for a key that does not expire)",
-                             param="expires_days")
+        raise InvalidRequest(
+            "expires_days must be positive (omit it for a key that does not expire)", param="expires_days"
+        )
     return utcnow() + timedelta(days=days)
 
 

@@ -53,8 +53,13 @@ class Authenticator:
         record = api_keys.find_active(self._engine, token)
         if record is None:
             raise TokenRejected("unknown, revoked or expired API key")
-        return Principal(record.tenant, f"key:{record.id}", groups=tuple(record.groups), roles=tuple(record.roles),
-                         auth_method="api_key")
+        return Principal(
+            record.tenant,
+            f"key:{record.id}",
+            groups=tuple(record.groups),
+            roles=tuple(record.roles),
+            auth_method="api_key",
+        )
 
 
 def _bearer(authorization: str | None) -> str:
@@ -79,6 +84,7 @@ def build_authenticator(settings: Settings, engine: Engine) -> Authenticator:
     if settings.mode == "production" and oidc is None and not api_keys.any_active(engine):
         raise AuthNotConfigured(
             "ENCLAVE_MODE=production needs an identity provider (ENCLAVE_AUTH__OIDC__ISSUER, __AUDIENCE, __JWKS_URL "
-            "or __JWKS_FILE) or at least one API key (`enclave keys create --tenant T --roles admin`)")
+            "or __JWKS_FILE) or at least one API key (`enclave keys create --tenant T --roles admin`)"
+        )
     key = dev_key(settings)
     return Authenticator(settings, engine, oidc=oidc, dev=key.value if key else None)

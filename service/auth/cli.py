@@ -55,8 +55,15 @@ def create(
 
     settings = _settings()
     try:
-        created = api_keys.create_key(_engine(settings), tenant or settings.default_tenant, _split(roles), name=name,
-                                      groups=_split(groups), expires_days=expires_days, created_by="cli")
+        created = api_keys.create_key(
+            _engine(settings),
+            tenant or settings.default_tenant,
+            _split(roles),
+            name=name,
+            groups=_split(groups),
+            expires_days=expires_days,
+            created_by="cli",
+        )
     except EnclaveError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
@@ -72,8 +79,17 @@ def list_(tenant: Annotated[str | None, typer.Option(help="only this tenant's ke
 
     table = Table("id", "tenant", "name", "roles", "groups", "created", "expires", "revoked", "active")
     for k in api_keys.list_keys(_engine(_settings()), tenant):
-        table.add_row(k.id, k.tenant, k.name, ",".join(k.roles), ",".join(k.groups), _when(k.created_at),
-                      _when(k.expires_at), _when(k.revoked_at), "yes" if api_keys.is_active(k) else "no")
+        table.add_row(
+            k.id,
+            k.tenant,
+            k.name,
+            ",".join(k.roles),
+            ",".join(k.groups),
+            _when(k.created_at),
+            _when(k.expires_at),
+            _when(k.revoked_at),
+            "yes" if api_keys.is_active(k) else "no",
+        )
     Console().print(table)
 
 

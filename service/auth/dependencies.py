@@ -58,8 +58,16 @@ def audit_denial(request: Request, principal: Principal, action: str, decision: 
     from service.compliance.context import actor_of  # imported late: compliance imports this package
 
     trail = request.app.state.enclave.components.compliance.audit
-    trail.record(AuditEvent(actor_of(principal, request), action, "denied", decision="deny",
-                            decision_reason=decision.reason[:512], detail={"path": request.url.path}))
+    trail.record(
+        AuditEvent(
+            actor_of(principal, request),
+            action,
+            "denied",
+            decision="deny",
+            decision_reason=decision.reason[:512],
+            detail={"path": request.url.path},
+        )
+    )
 
 
 AccessDep = Annotated[AccessControl, Depends(access_control)]

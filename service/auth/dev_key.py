@@ -53,6 +53,8 @@ def announcement(key: DevKey) -> str:
     if key.path is None:
         return "Dev mode: the admin API key of tenant 'default' is ENCLAVE_DEV_API_KEY."
     if key.created:
-        return (f"Dev mode: admin API key of tenant 'default' (shown once; saved 0600 in {key.path}):\n  {key.value}\n"
-                "Send it as: Authorization: Bearer <key>")
+        return (
+            f"Dev mode: admin API key of tenant 'default' (shown once; saved 0600 in {key.path}):\n  {key.value}\n"
+            "Send it as: Authorization: Bearer <key>"
+        )
     return f"Dev mode: the admin API key of tenant 'default' is in {key.path}."

@@ -100,11 +100,19 @@ class OidcVerifier:
         assert settings.issuer and settings.audience
         self._cfg = settings
         self._issuer, self._audience = settings.issuer, settings.audience
-        self._jwks = JwksCache(settings.jwks_url, settings.jwks_file, cache_s=settings.jwks_cache_s,
-                               refresh_min_s=settings.jwks_refresh_min_s)
+        self._jwks = JwksCache(
+            settings.jwks_url,
+            settings.jwks_file,
+            cache_s=settings.jwks_cache_s,
+            refresh_min_s=settings.jwks_refresh_min_s,
+        )
         preset = PRESETS[settings.provider]
-        self.paths = ClaimPaths(settings.tenant_claim or preset.tenant, settings.subject_claim or preset.subject,
-                                settings.groups_claim or preset.groups, settings.roles_claim or preset.roles)
+        self.paths = ClaimPaths(
+            settings.tenant_claim or preset.tenant,
+            settings.subject_claim or preset.subject,
+            settings.groups_claim or preset.groups,
+            settings.roles_claim or preset.roles,
+        )
 
     def principal(self, token: str) -> Principal:
         """:raises TokenRejected: with the reason (for the log; the caller gets a plain 401)."""
@@ -129,8 +137,14 @@ class OidcVerifier:
     def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key=key.key, algorithms=[alg], audience=self._audience, issuer=self._issuer,
-                leeway=self._cfg.leeway_s, options={"require": ["exp", "iss", "aud"]})
+                token,
+                key=key.key,
+                algorithms=[alg],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._cfg.leeway_s,
+                options={"require": ["exp", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise TokenRejected("expired") from exc
         except jwt.ImmatureSignatureError as exc:
@@ -152,8 +166,9 @@ class OidcVerifier:
             groups = [g.removeprefix("/") for g in groups]
         mapped = {self._cfg.role_map.get(r, r) for r in _strings(claim(claims, self.paths.roles))}
         roles = tuple(sorted(r for r in mapped if r in ROLES))
-        return Principal(tenant=tenant, subject=subject, groups=tuple(sorted(set(groups))), roles=roles,
-                         auth_method="oidc")
+        return Principal(
+            tenant=tenant, subject=subject, groups=tuple(sorted(set(groups))), roles=roles, auth_method="oidc"
+        )
 
 
 def claim(claims: Mapping[str, Any], path: str) -> Any:

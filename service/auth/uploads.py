@@ -24,8 +24,9 @@ def uploaded_by(components: Components, principal: Principal, document_id: str) 
     return any(record.outcome in ACCEPTED_UPLOADS for record in components.compliance.audit.search(asked))
 
 
-def authorize_document_read(access: AccessControl, components: Components, principal: Principal,
-                            document_id: str) -> None:
+def authorize_document_read(
+    access: AccessControl, components: Components, principal: Principal, document_id: str
+) -> None:
     """A reader may read any document it can see; anyone else only a document it uploaded.
 
     Checked before the document is looked up, so the answer is the same whether it exists or not.

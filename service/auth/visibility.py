@@ -33,8 +33,14 @@ class _Labels:
 
 def labels(document: Document) -> _Labels:
     acl = document.acl
-    return _Labels(document.tenant, document.collection, document.id, document.classification,
-                   tuple(acl.get("groups", ())), tuple(acl.get("users", ())))
+    return _Labels(
+        document.tenant,
+        document.collection,
+        document.id,
+        document.classification,
+        tuple(acl.get("groups", ())),
+        tuple(acl.get("users", ())),
+    )
 
 
 def may_see(principal: Principal, document: Document) -> bool:
@@ -53,8 +59,14 @@ def visible_document(components: Components, principal: Principal, document_id: 
     return titles.readable(components.compliance.keyring, document)
 
 
-def visible_documents(components: Components, principal: Principal, collection: str | None,
-                      status: DocumentStatus | None, limit: int, offset: int) -> tuple[list[Document], int]:
+def visible_documents(
+    components: Components,
+    principal: Principal,
+    collection: str | None,
+    status: DocumentStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Document], int]:
     """One page of the caller's documents (titles in clear), newest first, and how many it may see in all."""
     access = principal.access([collection] if collection else None)
     query = _filtered(select(Document), access, status)

@@ -46,8 +46,9 @@ def conversation(req: ChatCompletionRequest) -> list[Turn]:
 
 def _rewrite_params(state: AppState, principal: Principal) -> GenerationParams:
     salt = tenant_cache_salt(state.components.compliance.keyring, principal.tenant)
-    return GenerationParams(max_tokens=REWRITE_MAX_TOKENS, temperature=0.0,
-                            timeout_s=state.settings.generator.timeout_s, cache_salt=salt)
+    return GenerationParams(
+        max_tokens=REWRITE_MAX_TOKENS, temperature=0.0, timeout_s=state.settings.generator.timeout_s, cache_salt=salt
+    )
 
 
 def prepare(state: AppState, principal: Principal, req: ChatCompletionRequest) -> tuple[QueryRequest, Standalone]:
@@ -70,13 +71,20 @@ def complete(state: AppState, principal: Principal, req: ChatCompletionRequest, 
         query, standalone = prepare(state, principal, req)
     response = state.answerer.audited(principal, query, audit)
     message = AssistantMessageOut(content=response.answer + sources_footer(response))
-    return ChatCompletion(id=completion_id(), created=int(time.time()), model=req.model,
-                          choices=[Choice(message=message)], citations=response.citations, found=response.found,
-                          standalone_question=standalone.question)
+    return ChatCompletion(
+        id=completion_id(),
+        created=int(time.time()),
+        model=req.model,
+        choices=[Choice(message=message)],
+        citations=response.citations,
+        found=response.found,
+        standalone_question=standalone.question,
+    )
 
 
-def start_stream(state: AppState, principal: Principal, req: ChatCompletionRequest,
-                 audit: RequestAudit) -> Iterator[str]:
+def start_stream(
+    state: AppState, principal: Principal, req: ChatCompletionRequest, audit: RequestAudit
+) -> Iterator[str]:
     """Everything that can fail cleanly happens here, before the first byte; then the chunk stream.
 
     As ``/v1/query`` does, ``query.started`` is recorded before streaming (fail closed), and the
@@ -86,8 +94,12 @@ def start_stream(state: AppState, principal: Principal, req: ChatCompletionReque
         query, standalone = prepare(state, principal, req)
         found = state.answerer.retrieve(principal, query)
     chunks = found.retrieved.chunks
-    audit.record("query.started", query=query.query, chunk_ids=[c.record.id for c in chunks],
-                 document_ids=[c.record.document_id for c in chunks])
+    audit.record(
+        "query.started",
+        query=query.query,
+        chunk_ids=[c.record.id for c in chunks],
+        document_ids=[c.record.document_id for c in chunks],
+    )
     return stream_chunks(req.model, standalone, state.answerer.stream(principal, query, audit, found))
 
 
@@ -109,8 +121,14 @@ def stream_chunks(model: str, standalone: Standalone, events: Iterator[str]) -> 
     ident, created = completion_id(), int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        body = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            **extra,
+        }
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
@@ -122,8 +140,13 @@ def stream_chunks(model: str, standalone: Standalone, events: Iterator[str]) -> 
             footer = sources_footer(final)
             if footer:
                 yield chunk({"content": footer})
-            yield chunk({}, "stop", citations=[c.model_dump() for c in final.citations], found=final.found,
-                        standalone_question=standalone.question)
+            yield chunk(
+                {},
+                "stop",
+                citations=[c.model_dump() for c in final.citations],
+                found=final.found,
+                standalone_question=standalone.question,
+            )
         elif kind == "error":
             yield f"data: {json.dumps({'error': data['error']})}\n\n"
     yield "data: [DONE]\n\n"

@@ -18,16 +18,28 @@ from service.generation.port import ChatMessage, GenerationParams, Generator
 
 REWRITE_PROMPT = "You rewrite follow-up questions so they make sense alone. Reply with one question only."
 # One worked example: the packaged 135M model follows a shown pattern far better than an instruction.
-EXAMPLE = ("Previous question: Who signed the lease with Initech?\nFollow-up: When does it expire?",
-           "When does the lease with Initech expire?")
+EXAMPLE = (
+    "Previous question: Who signed the lease with Initech?\nFollow-up: When does it expire?",
+    "When does the lease with Initech expire?",
+)
 TURN_CHARS = 300
 MAX_QUESTION_CHARS = 4000
-QUESTION_WORDS = frozenset(re.findall(r"\w+", """
+QUESTION_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """
     what which who whom whose when where why how is are was were do does did can could should would will shall
-    may might has have had list name summarize summarise explain describe give tell show find compare"""))
-STOPWORDS = frozenset(re.findall(r"\w+", """
+    may might has have had list name summarize summarise explain describe give tell show find compare""",
+    )
+)
+STOPWORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """
     a an the of to in on for and or is are was were be it its this that these those they them their what which who
-    how when where why do does did can could should would will about with by from as at me my we our you your"""))
+    how when where why do does did can could should would will about with by from as at me my we our you your""",
+    )
+)
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 
 
@@ -59,8 +71,12 @@ def standalone_question(turns: Sequence[Turn], generator: Generator, params: Gen
 def rewrite_messages(turns: Sequence[Turn]) -> list[ChatMessage]:
     previous = next(t.text for t in reversed(turns[:-1]) if t.role == "user" and t.text.strip())
     ask = f"Previous question: {_short(previous)}\nFollow-up: {_short(turns[-1].text)}"
-    return [ChatMessage("system", REWRITE_PROMPT), ChatMessage("user", EXAMPLE[0]),
-            ChatMessage("assistant", EXAMPLE[1]), ChatMessage("user", ask)]
+    return [
+        ChatMessage("system", REWRITE_PROMPT),
+        ChatMessage("user", EXAMPLE[0]),
+        ChatMessage("assistant", EXAMPLE[1]),
+        ChatMessage("user", ask),
+    ]
 
 
 def _short(text: str) -> str:
@@ -71,7 +87,7 @@ def clean_rewrite(raw: str) -> str:
     """The first non-empty line, without a label the model may have echoed or quotes around it."""
     line = next((ln.strip() for ln in raw.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(rewritten|standalone|follow-up)?\s*question\s*:\s*", "", line, flags=re.IGNORECASE)
-    return line.strip().strip('"\'“”').strip()
+    return line.strip().strip("\"'“”").strip()
 
 
 def usable(rewrite: str, follow_up: str, context: str) -> bool:

@@ -22,16 +22,31 @@ class ModelNotFound(NotFound):
 def visible_collections(components: Components, principal: Principal) -> list[str]:
     """Collections holding at least one document the caller may see (tenant, classification, ACL, walls)."""
     with session_scope(components.engine) as session:
-        rows = session.exec(select(Document.collection, Document.classification, Document.acl_json)
-                            .where(Document.tenant == principal.tenant).distinct()).all()
-    return sorted({collection for collection, classification, acl in rows
-                   if may_see(principal, _labelled(principal.tenant, collection, classification, acl))})
+        rows = session.exec(
+            select(Document.collection, Document.classification, Document.acl_json)
+            .where(Document.tenant == principal.tenant)
+            .distinct()
+        ).all()
+    return sorted(
+        {
+            collection
+            for collection, classification, acl in rows
+            if may_see(principal, _labelled(principal.tenant, collection, classification, acl))
+        }
+    )
 
 
 def _labelled(tenant: str, collection: str, classification: str, acl_json: str) -> Document:
     """A stand-in document row carrying only what the access rule looks at."""
-    return Document(tenant=tenant, collection=collection, title="", filename="", content_hash="",
-                    classification=classification, acl_json=acl_json)
+    return Document(
+        tenant=tenant,
+        collection=collection,
+        title="",
+        filename="",
+        content_hash="",
+        classification=classification,
+        acl_json=acl_json,
+    )
 
 
 def model_names(components: Components, principal: Principal) -> list[str]:

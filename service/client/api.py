@@ -47,8 +47,15 @@ class Operation:
     query: tuple[str, ...] = ()
 
 
-def operation(method: str, path: str, response: type[BaseModel], *, body: type[BaseModel] | None = None,
-              form: tuple[str, ...] = (), query: tuple[str, ...] = ()) -> Callable[[F], F]:
+def operation(
+    method: str,
+    path: str,
+    response: type[BaseModel],
+    *,
+    body: type[BaseModel] | None = None,
+    form: tuple[str, ...] = (),
+    query: tuple[str, ...] = (),
+) -> Callable[[F], F]:
     def mark(method_fn: F) -> F:
         method_fn.__enclave_operation__ = Operation(method, path, response, body, form, query)  # type: ignore[attr-defined]
         return method_fn
@@ -58,15 +65,25 @@ def operation(method: str, path: str, response: type[BaseModel], *, body: type[B
 
 def operations() -> dict[str, Operation]:
     """Every client method that calls the API, by name."""
-    return {name: fn.__enclave_operation__ for name, fn in vars(EnclaveClient).items()
-            if hasattr(fn, "__enclave_operation__")}
+    return {
+        name: fn.__enclave_operation__
+        for name, fn in vars(EnclaveClient).items()
+        if hasattr(fn, "__enclave_operation__")
+    }
 
 
 class EnclaveAPIError(Exception):
     """An error response, with the envelope's fields (``retry_after`` on 429)."""
 
-    def __init__(self, status: int, message: str, code: str, type_: str, param: str | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        type_: str,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
         self.retry_after = retry_after
@@ -78,8 +95,14 @@ class EnclaveAPIError(Exception):
         except (ValueError, KeyError, TypeError):
             error = {"message": response.text[:200] or response.reason_phrase, "code": "http_error", "type": "unknown"}
         retry = response.headers.get("retry-after")
-        return cls(response.status_code, str(error.get("message")), str(error.get("code")), str(error.get("type")),
-                   error.get("param"), float(retry) if retry and retry.isdigit() else None)
+        return cls(
+            response.status_code,
+            str(error.get("message")),
+            str(error.get("code")),
+            str(error.get("type")),
+            error.get("param"),
+            float(retry) if retry and retry.isdigit() else None,
+        )
 
 
 class EnclaveClient:
@@ -89,8 +112,15 @@ class EnclaveClient:
     too); 429 answers are retried up to ``max_retries`` times after their ``Retry-After``.
     """
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *, timeout: float = 180.0,
-                 http: httpx.Client | None = None, max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 180.0,
+        http: httpx.Client | None = None,
+        max_retries: int = 2,
+    ) -> None:
         self._owned = http is None
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, trust_env=False)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -131,29 +161,47 @@ class EnclaveClient:
         return Health.model_validate(response.json())
 
     # -- documents ------------------------------------------------------------------------------
-    @operation("POST", "/v1/documents", UploadAccepted,
-               form=("file", "collection", "acl", "classification", "metadata", "title"))
-    def upload(self, file: Path | bytes, *, filename: str | None = None, collection: str | None = None,
-               acl: dict[str, list[str]] | None = None, classification: str = "internal",
-               metadata: dict[str, Any] | None = None, title: str | None = None) -> UploadAccepted:
+    @operation(
+        "POST",
+        "/v1/documents",
+        UploadAccepted,
+        form=("file", "collection", "acl", "classification", "metadata", "title"),
+    )
+    def upload(
+        self,
+        file: Path | bytes,
+        *,
+        filename: str | None = None,
+        collection: str | None = None,
+        acl: dict[str, list[str]] | None = None,
+        classification: str = "internal",
+        metadata: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> UploadAccepted:
         """Queue a document for ingestion; poll :meth:`wait_for_document` for the outcome."""
         data = file.read_bytes() if isinstance(file, Path) else file
         name = filename or (file.name if isinstance(file, Path) else "upload")
-        form = {"collection": collection, "classification": classification, "title": title,
-                "acl": json.dumps(acl) if acl is not None else None,
-                "metadata": json.dumps(metadata) if metadata is not None else None}
+        form = {
+            "collection": collection,
+            "classification": classification,
+            "title": title,
+            "acl": json.dumps(acl) if acl is not None else None,
+            "metadata": json.dumps(metadata) if metadata is not None else None,
+        }
         fields = {k: v for k, v in form.items() if v is not None}
         return self._call(UploadAccepted, "POST", "/v1/documents", files={"file": (name, data)}, data=fields)
 
     @operation("GET", "/v1/documents", DocumentList, query=("collection", "status", "limit", "offset"))
-    def list_documents(self, *, collection: str | None = None, status: str | None = None, limit: int = 100,
-                       offset: int = 0) -> DocumentList:
+    def list_documents(
+        self, *, collection: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> DocumentList:
         params = {"collection": collection, "status": status, "limit": limit, "offset": offset}
         present = {k: v for k, v in params.items() if v is not None}
         return self._call(DocumentList, "GET", "/v1/documents", params=present)
 
-    def iter_documents(self, *, collection: str | None = None, status: str | None = None,
-                       page_size: int = 100) -> Iterator[DocumentPublic]:
+    def iter_documents(
+        self, *, collection: str | None = None, status: str | None = None, page_size: int = 100
+    ) -> Iterator[DocumentPublic]:
         """Every matching document, page after page (following ``next``)."""
         offset = 0
         while True:
@@ -184,14 +232,16 @@ class EnclaveClient:
 
     # -- answers --------------------------------------------------------------------------------
     @operation("POST", "/v1/query", QueryResponse, body=QueryRequest)
-    def query(self, query: str, *, k: int | None = None, collections: list[str] | None = None,
-              mode: Mode = "hybrid") -> QueryResponse:
+    def query(
+        self, query: str, *, k: int | None = None, collections: list[str] | None = None, mode: Mode = "hybrid"
+    ) -> QueryResponse:
         body = QueryRequest(query=query, k=k, collections=collections, mode=mode)
         return self._call(QueryResponse, "POST", "/v1/query", json=body.model_dump(exclude_none=True))
 
     @operation("POST", "/v1/search", SearchResponse, body=SearchRequest)
-    def search(self, query: str, *, k: int = 10, collections: list[str] | None = None,
-               mode: Mode = "hybrid") -> SearchResponse:
+    def search(
+        self, query: str, *, k: int = 10, collections: list[str] | None = None, mode: Mode = "hybrid"
+    ) -> SearchResponse:
         body = SearchRequest(query=query, k=k, collections=collections, mode=mode)
         return self._call(SearchResponse, "POST", "/v1/search", json=body.model_dump(exclude_none=True))
 
@@ -207,8 +257,9 @@ class EnclaveClient:
 
     # -- webhooks (admin) -----------------------------------------------------------------------
     @operation("POST", "/v1/webhooks", WebhookCreated, body=WebhookCreate)
-    def create_webhook(self, url: str, *, events: list[str] | None = None,
-                       description: str | None = None) -> WebhookCreated:
+    def create_webhook(
+        self, url: str, *, events: list[str] | None = None, description: str | None = None
+    ) -> WebhookCreated:
         """Register ``url``; keep the returned ``secret``, it is not shown again."""
         chosen = {"events": events} if events else {}
         body = WebhookCreate.model_validate({"url": url, "description": description, **chosen})
@@ -227,8 +278,13 @@ class EnclaveClient:
         return self._call(WebhookPublic, "DELETE", f"/v1/webhooks/{webhook_id}")
 
     @operation("GET", "/v1/webhooks/{webhook_id}/deliveries", DeliveryList, query=("status", "limit", "offset"))
-    def list_deliveries(self, webhook_id: str, *, status: str | None = None, limit: int = 100,
-                        offset: int = 0) -> DeliveryList:
+    def list_deliveries(
+        self, webhook_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> DeliveryList:
         params = {"status": status, "limit": limit, "offset": offset}
-        return self._call(DeliveryList, "GET", f"/v1/webhooks/{webhook_id}/deliveries",
-                          params={k: v for k, v in params.items() if v is not None})
+        return self._call(
+            DeliveryList,
+            "GET",
+            f"/v1/webhooks/{webhook_id}/deliveries",
+            params={k: v for k, v in params.items() if v is not None},
+        )

@@ -87,8 +87,9 @@ class AuditPage(BaseModel):
 class SubjectErasure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject_id: str = Field(min_length=1, max_length=256,
-                            description="erase every document whose metadata names this data subject")
+    subject_id: str = Field(
+        min_length=1, max_length=256, description="erase every document whose metadata names this data subject"
+    )
 
 
 class TenantErasure(BaseModel):
@@ -107,8 +108,9 @@ def _erasure_kind(body: Any) -> str | None:
 # A oneOf in the schema: a body with both fields, neither, or a null is invalid there as it is here.
 ErasureRequest = Annotated[
     Annotated[SubjectErasure, Tag("subject_id")] | Annotated[TenantErasure, Tag("tenant")],
-    Discriminator(_erasure_kind, custom_error_type="exactly_one",
-                  custom_error_message="give exactly one of subject_id or tenant"),
+    Discriminator(
+        _erasure_kind, custom_error_type="exactly_one", custom_error_message="give exactly one of subject_id or tenant"
+    ),
 ]
 
 
@@ -123,8 +125,9 @@ def _iso(value: str | None, name: str) -> str | None:
 
 def _time_query(alias: str | None = None) -> Any:
     """An optional RFC 3339 time in the query string (``format: date-time``; never null there)."""
-    return Query(alias=alias, json_schema_extra={"format": "date-time"},
-                 description="RFC 3339 (2024-05-01T00:00:00Z), inclusive")
+    return Query(
+        alias=alias, json_schema_extra={"format": "date-time"}, description="RFC 3339 (2024-05-01T00:00:00Z), inclusive"
+    )
 
 
 @router.get("/audit", response_model=AuditPage, dependencies=[require("auditor", action="audit.read")])
@@ -181,15 +184,22 @@ class Checkpoint(BaseModel):
 
 
 class VerifyRequest(BaseModel):
-    checkpoints: list[Checkpoint] = Field(default_factory=list, max_length=1000,
-                                          description="checkpoints kept outside Enclave to hold the chain against")
+    checkpoints: list[Checkpoint] = Field(
+        default_factory=list, max_length=1000, description="checkpoints kept outside Enclave to hold the chain against"
+    )
 
 
 def _verified(state: StateDep, audit: AuditDep, checkpoints: list[dict[str, Any]]) -> dict[str, Any]:
     result: Verification = state.components.compliance.audit.verify(checkpoints)
-    audit.record("audit.verified", "ok" if result.ok else "broken",
-                 detail={"first_broken_seq": result.first_broken_seq, "checkpoints": len(checkpoints),
-                         "anchor_seq": result.anchor.seq if result.anchor else None})
+    audit.record(
+        "audit.verified",
+        "ok" if result.ok else "broken",
+        detail={
+            "first_broken_seq": result.first_broken_seq,
+            "checkpoints": len(checkpoints),
+            "anchor_seq": result.anchor.seq if result.anchor else None,
+        },
+    )
     return result.as_dict()
 
 

@@ -25,7 +25,11 @@ from service.observability.middleware import ObservabilityMiddleware
 from service.observability.tracing import configure_tracing
 
 __all__ = [
-    "FASTAPI_TELEMETRY", "configure_logging", "configure_tracing", "current_request_id", "install_observability",
+    "FASTAPI_TELEMETRY",
+    "configure_logging",
+    "configure_tracing",
+    "current_request_id",
+    "install_observability",
     "instrument",
 ]
 
@@ -46,8 +50,9 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     configure_tracing(settings)
     app.add_middleware(ObservabilityMiddleware)
     if settings.observability.metrics_enabled:
-        app.add_api_route("/metrics", _metrics_route(settings.observability.metrics_token), methods=["GET"],
-                          include_in_schema=False)
+        app.add_api_route(
+            "/metrics", _metrics_route(settings.observability.metrics_token), methods=["GET"], include_in_schema=False
+        )
 
 
 def _metrics_route(token: SecretStr | None) -> Callable[[Request], Response]:

@@ -70,8 +70,12 @@ class InstrumentedGenerator(Generator):
     def _attributes(
         self, messages: Sequence[ChatMessage], params: GenerationParams, *, stream: bool
     ) -> dict[str, AttributeValue]:
-        return {"gen_ai.request.model": self.model_name, "gen_ai.request.max_tokens": params.max_tokens,
-                "enclave.stream": stream, "enclave.prompt_messages": len(messages)}
+        return {
+            "gen_ai.request.model": self.model_name,
+            "gen_ai.request.max_tokens": params.max_tokens,
+            "enclave.stream": stream,
+            "enclave.prompt_messages": len(messages),
+        }
 
     def healthy(self) -> bool:
         return self.inner.healthy()

@@ -24,9 +24,19 @@ from ingest.telemetry import (
 )
 
 __all__ = [
-    "AUDIT_WRITE_FAILURES", "CONTENT_TYPE_LATEST", "GENERATOR_SECONDS", "GENERATOR_TOKENS", "GENERATOR_TTFT_SECONDS",
-    "HTTP_REQUEST_SECONDS", "INGEST_CHUNKS", "INGEST_DOCUMENTS", "QUEUE_DEPTH", "STAGE_SECONDS",
-    "record_audit_write_failure", "refresh_queue_depth", "render",
+    "AUDIT_WRITE_FAILURES",
+    "CONTENT_TYPE_LATEST",
+    "GENERATOR_SECONDS",
+    "GENERATOR_TOKENS",
+    "GENERATOR_TTFT_SECONDS",
+    "HTTP_REQUEST_SECONDS",
+    "INGEST_CHUNKS",
+    "INGEST_DOCUMENTS",
+    "QUEUE_DEPTH",
+    "STAGE_SECONDS",
+    "record_audit_write_failure",
+    "refresh_queue_depth",
+    "render",
 ]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -45,13 +55,16 @@ GENERATOR_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 GENERATOR_TTFT_SECONDS = Histogram(
-    "enclave_generator_time_to_first_token_seconds", "Streamed generations: request to first text delta.",
+    "enclave_generator_time_to_first_token_seconds",
+    "Streamed generations: request to first text delta.",
     buckets=LATENCY_BUCKETS,
 )
 GENERATOR_TOKENS = Counter(
     "enclave_generator_completion_tokens_total",
     "Completion tokens generated, counted as streamed deltas (one token each from llama.cpp and vLLM).",
 )
+
+
 def refresh_queue_depth(engine: Engine) -> None:
     """Set the queue-depth gauge from the durable job table (shared by every worker process)."""
     with Session(engine) as session:

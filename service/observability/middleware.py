@@ -74,10 +74,16 @@ class ObservabilityMiddleware:
                 message = {**message, "headers": [*headers, *ids]}
             await send(message)
 
-        with tracer.start_as_current_span(f"HTTP {method}", kind=SpanKind.SERVER, record_exception=False,
-                                          set_status_on_exception=False) as span:
-            span.set_attributes({"http.request.method": method, "enclave.request_id": request_id,
-                                 "enclave.server_request_id": server_id})
+        with tracer.start_as_current_span(
+            f"HTTP {method}", kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+        ) as span:
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "enclave.request_id": request_id,
+                    "enclave.server_request_id": server_id,
+                }
+            )
             try:
                 await self.app(scope, receive, send_with_id)
             finally:

@@ -51,8 +51,13 @@ class PolicyEngine(Protocol):
     def warm_up(self) -> None:
         """Compile the policies. :raises PolicyError: they do not compile (the service must not start)."""
 
-    def decide(self, action: str, principal: PrincipalFacts, required_roles: Sequence[str],
-               resource: Mapping[str, Any] | None = None) -> Decision:
+    def decide(
+        self,
+        action: str,
+        principal: PrincipalFacts,
+        required_roles: Sequence[str],
+        resource: Mapping[str, Any] | None = None,
+    ) -> Decision:
         """May ``principal`` perform ``action`` (on ``resource``)?"""
 
     def entitlements(self, principal: PrincipalFacts) -> Entitlements:

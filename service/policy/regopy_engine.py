@@ -56,8 +56,11 @@ ENTITLEMENTS = "enclave/access/entitlements"
 DATA_FILES = ("access.json",)
 MAX_MEMOISED = 4096  # distinct (entrypoint, input) answers kept per policy revision
 _RELOAD_REQUESTED = threading.Event()
-_ERROR = re.compile(r"\(error \d+:(?P<file>[^|\n]*)\|(?P<offset>\d+)\|\d+\s*"
-                    r"\(errormsg \d+:(?P<msg>[^\n]*?)\)\s*$", re.M)
+_ERROR = re.compile(
+    r"\(error \d+:(?P<file>[^|\n]*)\|(?P<offset>\d+)\|\d+\s*"
+    r"\(errormsg \d+:(?P<msg>[^\n]*?)\)\s*$",
+    re.M,
+)
 
 
 def request_reload() -> None:
@@ -87,8 +90,9 @@ def _quiet() -> Interpreter:
 class RegoPolicyEngine:
     """Compile once, evaluate per request, reload on change; see the module docstring."""
 
-    def __init__(self, directory: Path, *, check_interval_s: float = 1.0,
-                 data_files: Sequence[str] = DATA_FILES) -> None:
+    def __init__(
+        self, directory: Path, *, check_interval_s: float = 1.0, data_files: Sequence[str] = DATA_FILES
+    ) -> None:
         self._dir = directory
         self._data_files = tuple(data_files)
         self._interval = check_interval_s
@@ -108,10 +112,19 @@ class RegoPolicyEngine:
             reason = self._error[0] if self._error else "unknown error"
             raise PolicyError(f"the access policy in {self._dir} does not compile: {reason}")
 
-    def decide(self, action: str, principal: PrincipalFacts, required_roles: Sequence[str],
-               resource: Mapping[str, Any] | None = None) -> Decision:
-        facts = {"action": action, "principal": dict(principal), "required_roles": list(required_roles),
-                 "resource": dict(resource or {})}
+    def decide(
+        self,
+        action: str,
+        principal: PrincipalFacts,
+        required_roles: Sequence[str],
+        resource: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        facts = {
+            "action": action,
+            "principal": dict(principal),
+            "required_roles": list(required_roles),
+            "resource": dict(resource or {}),
+        }
         answer = self._evaluate(DECISION, facts)
         if not isinstance(answer, dict):
             return Decision(False, ("the access policy gave no decision; the operator should check policies/",))

@@ -17,14 +17,22 @@ from service.listing import NOT_MODIFIED, conditional_json
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 STARTED = int(time.time())
-STREAM_DOC = {"text/event-stream": {"schema": {
-    "type": "string", "description": "`data: {chat.completion.chunk}` events, then `data: [DONE]`"}}}
+STREAM_DOC = {
+    "text/event-stream": {
+        "schema": {"type": "string", "description": "`data: {chat.completion.chunk}` events, then `data: [DONE]`"}
+    }
+}
 
 
-@router.post("/chat/completions", response_model=ChatCompletion, responses={200: {"content": STREAM_DOC}},
-             dependencies=[require("reader", action="query")])
-def chat_completions(state: StateDep, principal: PrincipalDep, req: ChatCompletionRequest,
-                     audit: AuditDep) -> ChatCompletion | StreamingResponse:
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: {"content": STREAM_DOC}},
+    dependencies=[require("reader", action="query")],
+)
+def chat_completions(
+    state: StateDep, principal: PrincipalDep, req: ChatCompletionRequest, audit: AuditDep
+) -> ChatCompletion | StreamingResponse:
     """Answer the last user message from the caller's documents (earlier turns give follow-ups their subject).
 
     ``model`` picks the collections: ``enclave`` searches all the caller may see, ``enclave:<collection>``
@@ -32,13 +40,17 @@ def chat_completions(state: StateDep, principal: PrincipalDep, req: ChatCompleti
     final chunk of a stream).
     """
     if req.stream:
-        return StreamingResponse(completions.start_stream(state, principal, req, audit), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            completions.start_stream(state, principal, req, audit),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
     return completions.complete(state, principal, req, audit)
 
 
-@router.get("/models", response_model=ModelList, responses=NOT_MODIFIED,
-            dependencies=[require("reader", action="query")])
+@router.get(
+    "/models", response_model=ModelList, responses=NOT_MODIFIED, dependencies=[require("reader", action="query")]
+)
 def list_models(request: Request, state: StateDep, principal: PrincipalDep) -> Response:
     """``enclave`` plus ``enclave:<collection>`` for each collection the caller can see."""
     cards = [ModelCard(id=name, created=STARTED) for name in model_names(state.components, principal)]

@@ -74,19 +74,29 @@ def _acl(raw: str | None) -> dict[str, list[str]]:
 
 def _labels_of(document: Document) -> dict[str, Any]:
     """The policy's ``resource`` for a stored document: what decides who may write or delete it."""
-    return {"collection": document.collection, "acl": document.acl, "classification": document.classification,
-            "metadata": document.metadata_dict}
+    return {
+        "collection": document.collection,
+        "acl": document.acl,
+        "classification": document.classification,
+        "metadata": document.metadata_dict,
+    }
 
 
 async def _read_limited(file: UploadFile, limit: int) -> bytes:
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise DocumentTooLarge(f"file exceeds the upload limit of {limit} bytes (ENCLAVE_MAX_UPLOAD_BYTES)", param="file")
+        raise DocumentTooLarge(
+            f"file exceeds the upload limit of {limit} bytes (ENCLAVE_MAX_UPLOAD_BYTES)", param="file"
+        )
     return data
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
-             dependencies=[require("contributor", action="ingest")])
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadAccepted,
+    dependencies=[require("contributor", action="ingest")],
+)
 async def upload_document(
     state: StateDep,
     principal: PrincipalDep,
@@ -105,20 +115,45 @@ async def upload_document(
         if not isinstance(meta, dict):
             raise InvalidRequest("metadata must be a JSON object", param="metadata")
         data = await _read_limited(file, state.settings.max_upload_bytes)
-        upload = docs.Upload(filename=file.filename or "upload", data=data, tenant=principal.tenant,
-                             collection=collection or state.settings.default_collection, title=title,
-                             classification=classification, acl=_acl(acl), metadata=meta, actor=audit.actor)
-        access.authorize(principal, "ingest", ("contributor",), {"collection": upload.collection, "acl": upload.acl,
-                         "classification": upload.classification, "metadata": upload.metadata})
+        upload = docs.Upload(
+            filename=file.filename or "upload",
+            data=data,
+            tenant=principal.tenant,
+            collection=collection or state.settings.default_collection,
+            title=title,
+            classification=classification,
+            acl=_acl(acl),
+            metadata=meta,
+            actor=audit.actor,
+        )
+        access.authorize(
+            principal,
+            "ingest",
+            ("contributor",),
+            {
+                "collection": upload.collection,
+                "acl": upload.acl,
+                "classification": upload.classification,
+                "metadata": upload.metadata,
+            },
+        )
         submission = await run_in_threadpool(docs.submit, state.components, upload)
     if state.worker is not None and submission.job is not None:
         state.worker.notify()
-    return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
-                          status=submission.document.status, duplicate=submission.duplicate)
+    return UploadAccepted(
+        document_id=submission.document.id,
+        job_id=submission.job.id if submission.job else None,
+        status=submission.document.status,
+        duplicate=submission.duplicate,
+    )
 
 
-@router.put("/{document_id}", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
-            dependencies=[require("contributor", action="ingest")])
+@router.put(
+    "/{document_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadAccepted,
+    dependencies=[require("contributor", action="ingest")],
+)
 async def upload_version(
     state: StateDep,
     principal: PrincipalDep,
@@ -147,40 +182,72 @@ async def upload_version(
         if not isinstance(meta, dict):
             raise InvalidRequest("metadata must be a JSON object", param="metadata")
         data = await _read_limited(file, state.settings.max_upload_bytes)
-        upload = docs.Upload(filename=file.filename or current.filename, data=data, tenant=principal.tenant,
-                             collection=collection or current.collection, title=title,
-                             classification=classification or current.classification,
-                             acl=_acl(acl) if acl else current.acl, metadata=meta, actor=audit.actor)
-        access.authorize(principal, "ingest", ("contributor",), {"collection": upload.collection, "acl": upload.acl,
-                         "classification": upload.classification, "metadata": upload.metadata})
+        upload = docs.Upload(
+            filename=file.filename or current.filename,
+            data=data,
+            tenant=principal.tenant,
+            collection=collection or current.collection,
+            title=title,
+            classification=classification or current.classification,
+            acl=_acl(acl) if acl else current.acl,
+            metadata=meta,
+            actor=audit.actor,
+        )
+        access.authorize(
+            principal,
+            "ingest",
+            ("contributor",),
+            {
+                "collection": upload.collection,
+                "acl": upload.acl,
+                "classification": upload.classification,
+                "metadata": upload.metadata,
+            },
+        )
         submission = await run_in_threadpool(submit_version, state.components, document_id, upload)
     if state.worker is not None and submission.job is not None:
         state.worker.notify()
-    return UploadAccepted(document_id=submission.document.id, job_id=submission.job.id if submission.job else None,
-                          status=submission.document.status, duplicate=submission.duplicate)
+    return UploadAccepted(
+        document_id=submission.document.id,
+        job_id=submission.job.id if submission.job else None,
+        status=submission.document.status,
+        duplicate=submission.duplicate,
+    )
 
 
-@router.get("", response_model=DocumentList, responses=NOT_MODIFIED,
-            dependencies=[require("reader", action="read_document")])
+@router.get(
+    "", response_model=DocumentList, responses=NOT_MODIFIED, dependencies=[require("reader", action="read_document")]
+)
 def list_documents(
-    request: Request, state: StateDep, principal: PrincipalDep, audit: AuditDep,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
     collection: Annotated[str | None, Query(max_length=128)] = None,
-    status_is: Annotated[DocumentStatus | None, Query(alias="status")] = None, limit: LimitQuery = 100,
+    status_is: Annotated[DocumentStatus | None, Query(alias="status")] = None,
+    limit: LimitQuery = 100,
     offset: OffsetQuery = 0,
 ) -> Response:
     """Newest first, filtered by collection and/or status; ``next`` links the following page, ``ETag`` for polling."""
     found, total = visible_documents(state.components, principal, collection, status_is, limit, offset)
     page = page_of(request, total, limit, offset)
-    listing = DocumentList(documents=[DocumentPublic.of(d) for d in found], total=total, limit=limit, offset=offset,
-                           next=page.next)
-    audit.record("documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total})
+    listing = DocumentList(
+        documents=[DocumentPublic.of(d) for d in found], total=total, limit=limit, offset=offset, next=page.next
+    )
+    audit.record(
+        "documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total}
+    )
     return conditional_json(request, listing)
 
 
-@router.get("/{document_id}", response_model=DocumentPublic,
-            dependencies=[require("reader", "contributor", action="read_document")])
-def get_document(state: StateDep, principal: PrincipalDep, access: AccessDep, audit: AuditDep,
-                 document_id: str) -> DocumentPublic:
+@router.get(
+    "/{document_id}",
+    response_model=DocumentPublic,
+    dependencies=[require("reader", "contributor", action="read_document")],
+)
+def get_document(
+    state: StateDep, principal: PrincipalDep, access: AccessDep, audit: AuditDep, document_id: str
+) -> DocumentPublic:
     """The document (readers); a contributor without the reader role: only one it uploaded, to follow its ingestion."""
     with audit.failures("document.read", document_ids=[document_id]):
         authorize_document_read(access, state.components, principal, document_id)

@@ -26,11 +26,13 @@ GroupName = Annotated[str, Field(max_length=256, pattern=keys.GROUP.pattern)]
 class ApiKeyCreate(BaseModel):
     """The schema states every rule ``keys.create_key`` applies, so a request valid by it is never refused."""
 
-    name: KeyName | None = Field(default=None, description="what the key is for (a portal, a script); "
-                                 "letters, digits and . _ : @ / - and spaces")
+    name: KeyName | None = Field(
+        default=None, description="what the key is for (a portal, a script); letters, digits and . _ : @ / - and spaces"
+    )
     roles: list[Role] = Field(min_length=1, description="reader, contributor, auditor and/or admin")
-    groups: list[GroupName] = Field(default_factory=list, max_length=256,
-                                    description="ACL groups the key belongs to: no commas, no leading space")
+    groups: list[GroupName] = Field(
+        default_factory=list, max_length=256, description="ACL groups the key belongs to: no commas, no leading space"
+    )
     expires_days: float | None = Field(default=None, gt=0, le=3650, description="omit for a key that does not expire")
 
 
@@ -50,10 +52,18 @@ class ApiKeyPublic(BaseModel):
 
     @classmethod
     def of(cls, record: ApiKey) -> ApiKeyPublic:
-        return cls(id=record.id, tenant=record.tenant, name=record.name, roles=record.roles, groups=record.groups,
-                   created_by=record.created_by, created_at=keys.aware(record.created_at) or record.created_at,
-                   expires_at=keys.aware(record.expires_at), revoked_at=keys.aware(record.revoked_at),
-                   active=keys.is_active(record))
+        return cls(
+            id=record.id,
+            tenant=record.tenant,
+            name=record.name,
+            roles=record.roles,
+            groups=record.groups,
+            created_by=record.created_by,
+            created_at=keys.aware(record.created_at) or record.created_at,
+            expires_at=keys.aware(record.expires_at),
+            revoked_at=keys.aware(record.revoked_at),
+            active=keys.is_active(record),
+        )
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -68,11 +78,20 @@ class ApiKeyList(BaseModel):
 async def create_key(state: StateDep, principal: AdminDep, audit: AuditDep, req: ApiKeyCreate) -> ApiKeyCreated:
     """A new key for the caller's tenant; the response is the only place the key ever appears."""
     with audit.failures("key.created"):
-        created = await run_in_threadpool(keys.create_key, state.components.engine, principal.tenant, req.roles,
-                                          name=req.name, groups=req.groups, expires_days=req.expires_days,
-                                          created_by=principal.subject)
-    audit.record("key.created", detail={"key_id": created.record.id, "roles": created.record.roles,
-                                        "groups": created.record.groups})
+        created = await run_in_threadpool(
+            keys.create_key,
+            state.components.engine,
+            principal.tenant,
+            req.roles,
+            name=req.name,
+            groups=req.groups,
+            expires_days=req.expires_days,
+            created_by=principal.subject,
+        )
+    audit.record(
+        "key.created",
+        detail={"key_id": created.record.id, "roles": created.record.roles, "groups": created.record.groups},
+    )
     return ApiKeyCreated(**ApiKeyPublic.of(created.record).model_dump(), key=created.key)
 
 

@@ -25,8 +25,13 @@ class PolicyStatusPublic(BaseModel):
 
     @classmethod
     def of(cls, status: PolicyStatus) -> PolicyStatusPublic:
-        return cls(revision=status.revision, loaded_at=status.loaded_at, files=status.files,
-                   last_error=status.last_error, last_error_at=status.last_error_at)
+        return cls(
+            revision=status.revision,
+            loaded_at=status.loaded_at,
+            files=status.files,
+            last_error=status.last_error,
+            last_error_at=status.last_error_at,
+        )
 
 
 @router.get("", response_model=PolicyStatusPublic)
@@ -38,6 +43,9 @@ def policy_status(access: AccessDep, _admin: AdminDep) -> PolicyStatusPublic:
 def reload_policy(access: AccessDep, _admin: AdminDep, audit: AuditDep) -> PolicyStatusPublic:
     """Recompile ``policies/`` now; a policy that does not compile is reported in ``last_error`` and not used."""
     status = access.policy.reload()
-    audit.record("policy.reloaded", "ok" if status.last_error is None else "error:policy_error",
-                 detail={"revision": status.revision, "error": status.last_error})
+    audit.record(
+        "policy.reloaded",
+        "ok" if status.last_error is None else "error:policy_error",
+        detail={"revision": status.revision, "error": status.last_error},
+    )
     return PolicyStatusPublic.of(status)

@@ -20,8 +20,12 @@ from service.snippets import Focus
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
-@router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}},
-             dependencies=[require("reader", action="query")])
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[require("reader", action="query")],
+)
 def query(
     state: StateDep, principal: PrincipalDep, req: QueryRequest, audit: AuditDep
 ) -> QueryResponse | StreamingResponse:
@@ -32,10 +36,17 @@ def query(
         found = state.answerer.retrieve(principal, req)
     # Fail closed before the first byte: if the trail cannot take this, the caller gets a 503.
     chunks = found.retrieved.chunks
-    audit.record("query.started", query=req.query, chunk_ids=[c.record.id for c in chunks],
-                 document_ids=[c.record.document_id for c in chunks])
-    return StreamingResponse(state.answerer.stream(principal, req, audit, found), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    audit.record(
+        "query.started",
+        query=req.query,
+        chunk_ids=[c.record.id for c in chunks],
+        document_ids=[c.record.document_id for c in chunks],
+    )
+    return StreamingResponse(
+        state.answerer.stream(principal, req, audit, found),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/search", response_model=SearchResponse, dependencies=[require("reader", action="query")])
@@ -45,8 +56,13 @@ def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: 
         access = narrow(principal.access(req.collections), req.filters, state.components.engine)
         retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker)
     chunks = retrieved.chunks
-    audit.record("search.performed", query=req.query, chunk_ids=[c.record.id for c in chunks],
-                 document_ids=[c.record.document_id for c in chunks], detail={"results": len(chunks)})
+    audit.record(
+        "search.performed",
+        query=req.query,
+        chunk_ids=[c.record.id for c in chunks],
+        document_ids=[c.record.document_id for c in chunks],
+        detail={"results": len(chunks)},
+    )
     snippet, focus = state.settings.retrieval.snippet_chars, Focus(state.components.sparse, retrieved.query_terms)
     ranked = enumerate(retrieved.chunks, start=1)
     return SearchResponse(results=[citation(c, i, snippet, focus=focus) for i, c in ranked])

@@ -57,9 +57,14 @@ def create_webhook(state: StateDep, principal: AdminDep, body: WebhookCreate, au
         TargetPolicy.of(state.settings.webhooks).check(body.url)
     secret = hooks.new_secret()
     keyring = state.components.compliance.keyring
-    hook = Webhook(tenant=principal.tenant, url=body.url, events_json=_events_json(body.events),
-                   description=body.description, secret=hooks.seal_secret(keyring, principal.tenant, secret),
-                   created_by=principal.subject)
+    hook = Webhook(
+        tenant=principal.tenant,
+        url=body.url,
+        events_json=_events_json(body.events),
+        description=body.description,
+        secret=hooks.seal_secret(keyring, principal.tenant, secret),
+        created_by=principal.subject,
+    )
     with state.components.compliance.audit.transaction() as audited:
         audited.session.add(hook)
         detail = {"webhook_id": hook.id, "events": body.events}
@@ -72,14 +77,16 @@ def _events_json(events: list[Event]) -> str:
 
 
 @router.get("", response_model=WebhookList, responses=NOT_MODIFIED)
-def list_webhooks(request: Request, state: StateDep, principal: AdminDep, limit: LimitQuery = 100,
-                  offset: OffsetQuery = 0) -> Response:
+def list_webhooks(
+    request: Request, state: StateDep, principal: AdminDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
+) -> Response:
     """This tenant's webhooks, oldest first."""
     where = Webhook.tenant == principal.tenant
     with session_scope(state.components.engine) as session:
         total = int(session.exec(select(func.count()).select_from(Webhook).where(where)).one())
-        found = session.exec(select(Webhook).where(where).order_by(col(Webhook.created_at), col(Webhook.id))
-                             .offset(offset).limit(limit)).all()
+        found = session.exec(
+            select(Webhook).where(where).order_by(col(Webhook.created_at), col(Webhook.id)).offset(offset).limit(limit)
+        ).all()
     page = page_of(request, total, limit, offset)
     return conditional_json(request, WebhookList(webhooks=[WebhookPublic.of(h) for h in found], **page.model_dump()))
 
@@ -103,9 +110,15 @@ def delete_webhook(state: StateDep, principal: AdminDep, webhook_id: str, audit:
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryList, responses=NOT_MODIFIED)
-def list_deliveries(request: Request, state: StateDep, principal: AdminDep, webhook_id: str,
-                    status_is: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-                    limit: LimitQuery = 100, offset: OffsetQuery = 0) -> Response:
+def list_deliveries(
+    request: Request,
+    state: StateDep,
+    principal: AdminDep,
+    webhook_id: str,
+    status_is: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+    limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
+) -> Response:
     """This webhook's deliveries, newest first, optionally one status."""
     _load(state, principal.tenant, webhook_id)
     where = [WebhookDelivery.webhook_id == webhook_id]
@@ -113,14 +126,26 @@ def list_deliveries(request: Request, state: StateDep, principal: AdminDep, webh
         where.append(WebhookDelivery.status == status_is)
     with session_scope(state.components.engine) as session:
         total = int(session.exec(select(func.count()).select_from(WebhookDelivery).where(*where)).one())
-        found = session.exec(select(WebhookDelivery).where(*where).order_by(col(WebhookDelivery.created_at).desc(),
-                             col(WebhookDelivery.id)).offset(offset).limit(limit)).all()
+        found = session.exec(
+            select(WebhookDelivery)
+            .where(*where)
+            .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id))
+            .offset(offset)
+            .limit(limit)
+        ).all()
     page = page_of(request, total, limit, offset)
     return conditional_json(request, DeliveryList(deliveries=[_delivery(d) for d in found], **page.model_dump()))
 
 
 def _delivery(d: WebhookDelivery) -> DeliveryPublic:
-    return DeliveryPublic(id=d.id, event=d.event, status=d.status, attempts=d.attempts,
-                          response_status=d.response_status, error=d.error, created_at=d.created_at,
-                          delivered_at=d.delivered_at,
-                          next_attempt_at=hooks.next_attempt(d))
+    return DeliveryPublic(
+        id=d.id,
+        event=d.event,
+        status=d.status,
+        attempts=d.attempts,
+        response_status=d.response_status,
+        error=d.error,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+        next_attempt_at=hooks.next_attempt(d),
+    )

@@ -91,9 +91,17 @@ def _holding(chunks: list[ChunkRecord], start: int, end: int) -> int | None:
     exact = next((i for i, c in enumerate(chunks) if c.start == start and c.end == end), None)
     if exact is not None:
         return exact
-    return next((i for i, c in enumerate(chunks) if c.start <= start and end <= c.end
-                 and len(c.text) == c.end - c.start
-                 and any((c.start + s.start, c.start + s.end) == (start, end) for s in split(c.text))), None)
+    return next(
+        (
+            i
+            for i, c in enumerate(chunks)
+            if c.start <= start
+            and end <= c.end
+            and len(c.text) == c.end - c.start
+            and any((c.start + s.start, c.start + s.end) == (start, end) for s in split(c.text))
+        ),
+        None,
+    )
 
 
 def _lay_out(chunks: list[ChunkRecord], cited: ChunkRecord) -> tuple[str, int, int, int]:

@@ -208,8 +208,9 @@ def test_a_metrics_token_from_a_secret_guards_metrics_on_the_api_only() -> None:
     assert all(e["name"] != "ENCLAVE_OBSERVABILITY__METRICS_TOKEN" for e in worker.get("env", []))
     unguarded = of_kind(render("default"), "Deployment")["rel-enclave-api"]["spec"]["template"]
     assert unguarded["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
-    assert all(e["name"] != "ENCLAVE_OBSERVABILITY__METRICS_TOKEN" for e in unguarded["spec"]["containers"][0].get(
-        "env", []))
+    assert all(
+        e["name"] != "ENCLAVE_OBSERVABILITY__METRICS_TOKEN" for e in unguarded["spec"]["containers"][0].get("env", [])
+    )
 
 
 def _labels(docs: list[Manifest], deployment: str) -> dict[str, str]:

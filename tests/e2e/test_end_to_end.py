@@ -44,8 +44,12 @@ class Server:
     def start(self, timeout: float = 180) -> None:
         env = {**os.environ, "ENCLAVE_DATA_DIR": str(self.data_dir), "ENCLAVE_DEV_API_KEY": DEV_KEY}
         log = (self.data_dir.parent / "serve.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(self.port)], env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.data_dir.parent / "serve.log").read_text()[-3000:]
@@ -76,13 +80,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _qrel() -> tuple[str, str, list[dict[str, int]]]:
-    query = next(json.loads(line) for line in (CUAD / "queries-dev.jsonl").open() if json.loads(line)["_id"] == QUERY_ID)
-    qrel = next(json.loads(line) for line in (CUAD / "qrels-spans-dev.jsonl").open() if json.loads(line)["query_id"] == QUERY_ID)
+    query = next(
+        json.loads(line) for line in (CUAD / "queries-dev.jsonl").open() if json.loads(line)["_id"] == QUERY_ID
+    )
+    qrel = next(
+        json.loads(line) for line in (CUAD / "qrels-spans-dev.jsonl").open() if json.loads(line)["query_id"] == QUERY_ID
+    )
     return query["text"], qrel["doc"], qrel["spans"]
 
 
 def _upload(url: str, path: Path) -> str:
-    response = httpx.post(f"{url}/v1/documents", files={"file": (path.name, path.read_bytes())}, headers=AUTH, timeout=60)
+    response = httpx.post(
+        f"{url}/v1/documents", files={"file": (path.name, path.read_bytes())}, headers=AUTH, timeout=60
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["document_id"])
 
@@ -101,8 +111,14 @@ def _wait_all(url: str, ids: list[str], timeout: float = 600) -> dict[str, dict]
 
 def test_cited_answer_streaming_restart_and_delete(server: Server) -> None:
     question, contract_name, spans = _qrel()
-    contracts = [CUAD / "contracts" / contract_name] + [p for p in sorted((CUAD / "contracts").glob("*.txt"))[:DISTRACTORS] if p.name != contract_name]
-    files = contracts + [DOCS / "pdf" / "pdflatex-outline.pdf", DOCS / "html" / "apache.html", DOCS / "office" / "tbl-cell-access.docx"]
+    contracts = [CUAD / "contracts" / contract_name] + [
+        p for p in sorted((CUAD / "contracts").glob("*.txt"))[:DISTRACTORS] if p.name != contract_name
+    ]
+    files = contracts + [
+        DOCS / "pdf" / "pdflatex-outline.pdf",
+        DOCS / "html" / "apache.html",
+        DOCS / "office" / "tbl-cell-access.docx",
+    ]
     ids = [_upload(server.url, path) for path in files]
     states = _wait_all(server.url, ids)
     assert all(body["status"] == "ready" for body in states.values()), [b["error"] for b in states.values()]
@@ -114,7 +130,9 @@ def test_cited_answer_streaming_restart_and_delete(server: Server) -> None:
     assert top["document_id"] == ids[0]
     assert any(top["start"] < s["end"] and s["start"] < top["end"] for s in spans), (top, spans)
 
-    with httpx.stream("POST", f"{server.url}/v1/query", json={"query": question, "stream": True}, headers=AUTH, timeout=300) as response:
+    with httpx.stream(
+        "POST", f"{server.url}/v1/query", json={"query": question, "stream": True}, headers=AUTH, timeout=300
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
     assert events.count("token") >= 2 and events[-2:] == ["answer", "done"]
@@ -123,21 +141,37 @@ def test_cited_answer_streaming_restart_and_delete(server: Server) -> None:
     server.start()
     listed = {d["id"] for d in httpx.get(f"{server.url}/v1/documents", headers=AUTH, timeout=30).json()["documents"]}
     assert set(ids) <= listed
-    again = httpx.post(f"{server.url}/v1/search", json={"query": question, "k": 5}, headers=AUTH, timeout=60).json()["results"]
+    again = httpx.post(f"{server.url}/v1/search", json={"query": question, "k": 5}, headers=AUTH, timeout=60).json()[
+        "results"
+    ]
     assert again[0]["document_id"] == ids[0]
 
     assert httpx.delete(f"{server.url}/v1/documents/{ids[0]}", headers=AUTH, timeout=60).status_code == 200
-    after = httpx.post(f"{server.url}/v1/search", json={"query": question, "k": 50}, headers=AUTH, timeout=60).json()["results"]
+    after = httpx.post(f"{server.url}/v1/search", json={"query": question, "k": 50}, headers=AUTH, timeout=60).json()[
+        "results"
+    ]
     assert ids[0] not in {r["document_id"] for r in after}
 
 
 def test_bad_input_over_http_leaves_nothing_indexed(server: Server) -> None:
-    before = httpx.post(f"{server.url}/v1/search", json={"query": "crazy ones misfits rebels", "k": 50}, headers=AUTH, timeout=60).json()["results"]
-    ids = [_upload(server.url, DOCS / "bad" / name) for name in ("invalid.pdf", "crazyones-encrypted-256.pdf", "blank.pdf", "truncated.docx")]
+    before = httpx.post(
+        f"{server.url}/v1/search", json={"query": "crazy ones misfits rebels", "k": 50}, headers=AUTH, timeout=60
+    ).json()["results"]
+    ids = [
+        _upload(server.url, DOCS / "bad" / name)
+        for name in ("invalid.pdf", "crazyones-encrypted-256.pdf", "blank.pdf", "truncated.docx")
+    ]
     states = _wait_all(server.url, ids)
-    assert [states[i]["error_code"] for i in ids] == ["corrupt_document", "encrypted_document", "empty_document", "corrupt_document"]
+    assert [states[i]["error_code"] for i in ids] == [
+        "corrupt_document",
+        "encrypted_document",
+        "empty_document",
+        "corrupt_document",
+    ]
     assert all(states[i]["chunk_count"] == 0 for i in ids)
-    after = httpx.post(f"{server.url}/v1/search", json={"query": "crazy ones misfits rebels", "k": 50}, headers=AUTH, timeout=60).json()["results"]
+    after = httpx.post(
+        f"{server.url}/v1/search", json={"query": "crazy ones misfits rebels", "k": 50}, headers=AUTH, timeout=60
+    ).json()["results"]
     assert {r["document_id"] for r in after} == {r["document_id"] for r in before}
     anonymous = httpx.post(f"{server.url}/v1/search", json={"query": "crazy ones", "k": 5}, timeout=30)
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthenticated"

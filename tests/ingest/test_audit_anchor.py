@@ -179,19 +179,28 @@ def test_anchors_inside_the_data_directory_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="ANCHOR_FILE lies inside ENCLAVE_DATA_DIR"):
         Settings(data_dir=tmp_path, audit={"anchor_file": str(tmp_path / "anchors.jsonl")})
     with pytest.raises(ValidationError, match="ANCHOR_KEY_FILE lies inside"):
-        Settings(data_dir=tmp_path / "data", audit={"anchor_file": str(tmp_path / "a.jsonl"),
-                                                     "anchor_key_file": str(tmp_path / "data" / "k")})
+        Settings(
+            data_dir=tmp_path / "data",
+            audit={"anchor_file": str(tmp_path / "a.jsonl"), "anchor_key_file": str(tmp_path / "data" / "k")},
+        )
 
 
 def test_production_refuses_the_master_key_in_the_data_directory_and_serving_without_anchors(tmp_path: Path) -> None:
     inside = Settings(data_dir=tmp_path / "data", mode="production")
     with pytest.raises(ConfigurationError, match="ENCLAVE_COMPLIANCE__MASTER_KEY_FILE"):
         check_placement(inside)
-    keyed = Settings(data_dir=tmp_path / "data", mode="production",
-                     compliance={"master_key_file": str(tmp_path / "keys" / "master.key")})
+    keyed = Settings(
+        data_dir=tmp_path / "data",
+        mode="production",
+        compliance={"master_key_file": str(tmp_path / "keys" / "master.key")},
+    )
     check_placement(keyed)  # a worker or the CLI
     with pytest.raises(ConfigurationError, match="ENCLAVE_AUDIT__ANCHOR_FILE"):
         check_placement(keyed, serving=True)
-    check_placement(keyed.model_copy(update={"audit": keyed.audit.model_copy(
-        update={"anchor_file": tmp_path / "worm" / "a.jsonl"})}), serving=True)
+    check_placement(
+        keyed.model_copy(
+            update={"audit": keyed.audit.model_copy(update={"anchor_file": tmp_path / "worm" / "a.jsonl"})}
+        ),
+        serving=True,
+    )
     check_placement(Settings(data_dir=tmp_path / "dev"), serving=True)  # dev mode keeps everything in one place

@@ -15,7 +15,9 @@ def _doc(paragraphs: list[str], kinds: list[str] | None = None) -> ParsedDocumen
     for i, para in enumerate(paragraphs):
         elements.append(Element(para, pos, pos + len(para), 1 + i // 3, (kinds or ["text"] * len(paragraphs))[i]))
         pos += len(para) + 2
-    return ParsedDocument(text=text, elements=elements, pages=1 + (len(paragraphs) - 1) // 3, mime="text/plain", title=None)
+    return ParsedDocument(
+        text=text, elements=elements, pages=1 + (len(paragraphs) - 1) // 3, mime="text/plain", title=None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,10 @@ def test_long_elements_split_at_word_boundaries_with_overlap(chunker: TokenChunk
 
 
 def test_small_elements_are_packed_whole_and_titles_start_chunks(chunker: TokenChunker) -> None:
-    doc = _doc(["Intro text one.", "Intro text two.", "Section B", "Body of B.", "More of B."],
-               ["text", "text", "title", "text", "text"])
+    doc = _doc(
+        ["Intro text one.", "Intro text two.", "Section B", "Body of B.", "More of B."],
+        ["text", "text", "title", "text", "text"],
+    )
     chunks = chunker.chunk(doc)
     assert [c.text for c in chunks] == ["Intro text one.\n\nIntro text two.", "Section B\n\nBody of B.\n\nMore of B."]
     assert chunks[1].page == 1 and chunks[1].page_end == 2

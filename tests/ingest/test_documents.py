@@ -23,7 +23,13 @@ T = "default"
 
 
 def _upload(path, **kw) -> docs.Upload:  # type: ignore[no-untyped-def]
-    return docs.Upload(filename=path.name, data=path.read_bytes(), tenant=kw.pop("tenant", T), collection=kw.pop("collection", "c"), **kw)
+    return docs.Upload(
+        filename=path.name,
+        data=path.read_bytes(),
+        tenant=kw.pop("tenant", T),
+        collection=kw.pop("collection", "c"),
+        **kw,
+    )
 
 
 def _contract(i: int = 0):  # type: ignore[no-untyped-def]
@@ -50,7 +56,9 @@ def test_same_bytes_twice_is_one_document(components: Components) -> None:
     assert second.duplicate and second.document.id == first.document.id and second.job is None
 
 
-@pytest.mark.parametrize("name, code", [("bad/invalid.pdf", "corrupt_document"), ("bad/crazyones-encrypted-256.pdf", "encrypted_document")])
+@pytest.mark.parametrize(
+    "name, code", [("bad/invalid.pdf", "corrupt_document"), ("bad/crazyones-encrypted-256.pdf", "encrypted_document")]
+)
 def test_bad_input_fails_once_with_a_reason_and_indexes_nothing(components: Components, name: str, code: str) -> None:
     sub = docs.submit(components, _upload(DOCS / name))
     drain(components)
@@ -104,7 +112,11 @@ def test_a_job_abandoned_mid_run_is_requeued_and_completes_without_duplicates(co
     assert job is not None
     docs.process_job(components, job)  # it wrote everything, then "died" before anyone saw it finish
     with session_scope(components.engine) as s:
-        s.execute(update(Job).where(col(Job.id) == job.id).values(status=JobStatus.running, heartbeat_at=utcnow() - timedelta(minutes=5)))
+        s.execute(
+            update(Job)
+            .where(col(Job.id) == job.id)
+            .values(status=JobStatus.running, heartbeat_at=utcnow() - timedelta(minutes=5))
+        )
     assert requeue_stale(components.engine, timedelta(seconds=60)) == 1
     drain(components)
     doc = docs.get_document(components, T, sub.document.id)

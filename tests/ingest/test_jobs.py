@@ -144,7 +144,10 @@ def test_racing_worker_processes_claim_each_job_exactly_once(site: Components) -
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", _CLAIMER, url, f"racer-{n}"],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for n in range(3)
     ]

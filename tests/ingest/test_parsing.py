@@ -232,7 +232,9 @@ def test_encrypted_pdf_message(parser: UnstructuredParser) -> None:
         parser.parse((DOCS / "bad" / "crazyones-encrypted-256.pdf").read_bytes(), "secret.pdf")
 
 
-def test_scanned_pdf_without_ocr_installed_says_what_to_do(parser: UnstructuredParser, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scanned_pdf_without_ocr_installed_says_what_to_do(
+    parser: UnstructuredParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ingest.errors import OcrUnavailable
     from ingest.parsing import ocr
 

@@ -132,8 +132,9 @@ def site(
 ) -> Iterator[tuple[TestClient, Components, Tap]]:  # type: ignore[no-untyped-def]
     """An Enclave whose generator is the vLLM server, chosen by settings, with the NDA sample ingested."""
     generator = {"base_url": vllm_process.base_url, "model": SERVED_NAME, "timeout_s": 60}
-    settings = make_settings(tmp_path_factory.mktemp("vllm-site") / "data", generator=generator,
-                             answer={"mode": "generative"})  # every answer goes through the model and the verifier
+    settings = make_settings(
+        tmp_path_factory.mktemp("vllm-site") / "data", generator=generator, answer={"mode": "generative"}
+    )  # every answer goes through the model and the verifier
     components = build_components(settings, embedder=embedder, parser=parser)
     tap = Tap(make_generator(settings), vllm_process)
     tap.warm_up()

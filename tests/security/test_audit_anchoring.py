@@ -33,8 +33,13 @@ class AnchoredServer(Enclave):
 
     def __init__(self, root: Path, every_records: int) -> None:
         self.anchors = root / "worm" / "audit-anchors.jsonl"
-        super().__init__(root, {"ENCLAVE_AUDIT__ANCHOR_FILE": str(self.anchors),
-                                "ENCLAVE_AUDIT__ANCHOR_EVERY_RECORDS": str(every_records)})
+        super().__init__(
+            root,
+            {
+                "ENCLAVE_AUDIT__ANCHOR_FILE": str(self.anchors),
+                "ENCLAVE_AUDIT__ANCHOR_EVERY_RECORDS": str(every_records),
+            },
+        )
         self.data = root / "data"
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -55,8 +60,9 @@ class AnchoredServer(Enclave):
 
     def cli(self, *args: str, anchored: bool = True) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in self.env.items() if anchored or not k.startswith("ENCLAVE_AUDIT__")}
-        return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+        )
 
 
 def _db(data: Path) -> sqlite3.Connection:
@@ -168,8 +174,14 @@ def test_a_record_removed_and_the_chain_resigned_with_the_data_dir_key_is_caught
 def _serve_refused(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
     environ |= {"ENCLAVE_DATA_DIR": str(tmp_path / "data"), "ENCLAVE_MODE": "production", **env}
-    return subprocess.run([sys.executable, "-m", "service", "serve", "--port", "9"], cwd=REPO, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--port", "9"],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_production_refuses_to_start_with_the_master_key_in_the_data_directory(tmp_path: Path) -> None:

@@ -14,8 +14,12 @@ from tests.security.conftest import Site
 @settings(max_examples=25, deadline=None)
 def test_deeply_nested_json_in_form_fields_is_a_clear_400(site: Site, depth: int, shape: str, field: str) -> None:
     nested = shape * depth + "1" + ("]" if shape == "[" else "}") * depth
-    response = site.client.post("/v1/documents", headers=site.key("nest", "contributor"),
-                                files={"file": ("n.txt", b"nested")}, data={field: nested})
+    response = site.client.post(
+        "/v1/documents",
+        headers=site.key("nest", "contributor"),
+        files={"file": ("n.txt", b"nested")},
+        data={field: nested},
+    )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["code"], error["param"]) == ("invalid_request", field) and "nests deeper than" in error["message"]
@@ -23,8 +27,12 @@ def test_deeply_nested_json_in_form_fields_is_a_clear_400(site: Site, depth: int
 
 def test_metadata_nested_within_the_limit_is_accepted(site: Site) -> None:
     nested = '{"a":' * 31 + "1" + "}" * 31
-    response = site.client.post("/v1/documents", headers=site.key("nest", "contributor"),
-                                files={"file": ("ok.txt", b"nested within the limit")}, data={"metadata": nested})
+    response = site.client.post(
+        "/v1/documents",
+        headers=site.key("nest", "contributor"),
+        files={"file": ("ok.txt", b"nested within the limit")},
+        data={"metadata": nested},
+    )
     assert response.status_code == 202, response.text
 
 

@@ -88,7 +88,9 @@ def test_expired_keys_are_refused(site: Site) -> None:
 
 def test_bad_key_requests_get_actionable_errors(site: Site) -> None:
     unknown = site.client.post("/v1/keys", headers=DEV_HEADERS, json={"roles": ["superuser"]})
-    assert unknown.status_code == 422 and unknown.json()["error"]["param"] == "roles.0", unknown.text  # the schema's enum
+    assert unknown.status_code == 422 and unknown.json()["error"]["param"] == "roles.0", (
+        unknown.text
+    )  # the schema's enum
     assert "'reader', 'contributor', 'auditor'" in unknown.json()["error"]["message"]
     assert site.client.post("/v1/keys", headers=DEV_HEADERS, json={"roles": []}).status_code == 422
     assert site.client.delete("/v1/keys/not-a-key", headers=DEV_HEADERS).status_code == 404
@@ -171,8 +173,9 @@ def test_a_contributor_cannot_write_past_its_own_access(site: Site) -> None:
             "/v1/documents", headers=writer, files={"file": ("w.txt", b"write check")}, data=form
         )
         assert response.status_code == 403 and reason in response.json()["error"]["message"], (form, response.text)
-    unknown = site.client.post("/v1/documents", headers=writer, files={"file": ("w.txt", b"write check")},
-                               data={"classification": "secret"})  # not in the schema's enum: refused before the policy
+    unknown = site.client.post(
+        "/v1/documents", headers=writer, files={"file": ("w.txt", b"write check")}, data={"classification": "secret"}
+    )  # not in the schema's enum: refused before the policy
     assert unknown.status_code == 422 and unknown.json()["error"]["param"] == "classification", unknown.text
     assert (
         site.client.post(

@@ -9,8 +9,17 @@ from fastapi.routing import APIRoute
 
 from tests.security.conftest import Site
 
-OPEN = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/",
-        "/web/config"}  # how the page signs in (client id and provider endpoints: public by nature)
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+    "/",
+    "/web/config",
+}  # how the page signs in (client id and provider endpoints: public by nature)
 
 
 def _routes(routes: list[Any]) -> Iterator[APIRoute]:

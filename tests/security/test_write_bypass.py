@@ -21,9 +21,12 @@ def guarded(site: Site) -> Iterator[dict[str, str]]:
     data_file.write_text(json.dumps({**json.loads(saved), "collection_writers": {GUARDED: ["records-team"]}}))
     assert site.client.post("/v1/policy/reload", headers=DEV_HEADERS).json()["last_error"] is None
     admin = site.key("wb", "admin")
-    ids = {"records": site.upload(admin, "ledger.txt", "The records ledger of 2021.", collection=GUARDED),
-           "matter-b": site.upload(admin, "brief.txt", "The brief for matter B.", collection="general",
-                                   metadata=json.dumps({"matter": "B"}))}
+    ids = {
+        "records": site.upload(admin, "ledger.txt", "The records ledger of 2021.", collection=GUARDED),
+        "matter-b": site.upload(
+            admin, "brief.txt", "The brief for matter B.", collection="general", metadata=json.dumps({"matter": "B"})
+        ),
+    }
     site.wait_ready(admin, *ids.values())
     yield ids
     data_file.write_text(saved)
@@ -31,17 +34,23 @@ def guarded(site: Site) -> Iterator[dict[str, str]]:
 
 
 def _put(site: Site, headers: dict[str, str], doc_id: str, **form: str) -> tuple[int, str]:
-    response = site.client.put(f"/v1/documents/{doc_id}", headers=headers,
-                               files={"file": ("new.txt", b"Overwritten by someone who may not write here.")},
-                               data=form)
+    response = site.client.put(
+        f"/v1/documents/{doc_id}",
+        headers=headers,
+        files={"file": ("new.txt", b"Overwritten by someone who may not write here.")},
+        data=form,
+    )
     return response.status_code, response.text
 
 
-@pytest.mark.parametrize(("target", "escape", "reason"), [
-    ("records", {"collection": "general"}, "accepts writes only from the groups records-team"),
-    ("matter-b", {"metadata": "{}"}, "ethical wall: you are screened from matter 'B'"),
-    ("matter-b", {"metadata": '{"matter": "A"}', "collection": "elsewhere"}, "ethical wall"),
-])
+@pytest.mark.parametrize(
+    ("target", "escape", "reason"),
+    [
+        ("records", {"collection": "general"}, "accepts writes only from the groups records-team"),
+        ("matter-b", {"metadata": "{}"}, "ethical wall: you are screened from matter 'B'"),
+        ("matter-b", {"metadata": '{"matter": "A"}', "collection": "elsewhere"}, "ethical wall"),
+    ],
+)
 def test_a_contributor_refused_delete_cannot_overwrite_by_relabelling(
     site: Site, guarded: dict[str, str], target: str, escape: dict[str, str], reason: str
 ) -> None:
@@ -60,5 +69,12 @@ def test_a_writer_of_the_collection_may_still_put_a_new_version(site: Site, guar
     writer = site.key("wb", "contributor,reader", "records-team")
     status, body = _put(site, writer, guarded["records"])
     assert status == 202, body
-    assert site.client.put(f"/v1/documents/{guarded['matter-b']}", headers=writer,
-                           files={"file": ("x.txt", b"moved out")}, data={"collection": GUARDED}).status_code == 202
+    assert (
+        site.client.put(
+            f"/v1/documents/{guarded['matter-b']}",
+            headers=writer,
+            files={"file": ("x.txt", b"moved out")},
+            data={"collection": GUARDED},
+        ).status_code
+        == 202
+    )

@@ -43,8 +43,12 @@ def _chunk(text: str, title: str = "Doc") -> ScoredChunk:
 def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("answers")
     # Greedy decoding: the model's output is a function of the prompt, so these checks repeat exactly.
-    settings = make_settings(root / "data", generator={"temperature": 0.0}, compliance={"redaction_enabled": False},
-                             answer={"mode": "generative"})  # the model's own text, through the verifier
+    settings = make_settings(
+        root / "data",
+        generator={"temperature": 0.0},
+        compliance={"redaction_enabled": False},
+        answer={"mode": "generative"},
+    )  # the model's own text, through the verifier
     with served_app(settings, embedder, parser, generator) as (test_client, _):
         for name, data, collection in (
             ("nda.txt", NDA.read_bytes(), "contracts"),
@@ -91,8 +95,9 @@ def test_a_document_saying_ignore_previous_instructions_is_not_obeyed(client: Te
     assert "numbered sources" not in body["answer"].lower() and "not instructions" not in body["answer"].lower()
     assert "ignore previous instructions" not in body["answer"].lower()  # never quoted as an answer either
     document = body["citations"][0]
-    passage = client.get(f"/v1/documents/{document['document_id']}/passage",
-                         params={"start": document["start"], "end": document["end"]}).json()
+    passage = client.get(
+        f"/v1/documents/{document['document_id']}/passage", params={"start": document["start"], "end": document["end"]}
+    ).json()
     assert "Ignore previous instructions" in passage["text"]  # the source itself is shown as is
 
 

@@ -24,8 +24,10 @@ from tests.service.test_answer_quality import _ingest
 from tests.service.test_grounded_answers import ScriptedGenerator
 
 QUESTIONS = 10
-DISTRACTORS = ("ABILITYINC_06_15_2020-EX-4.25-SERVICES AGREEMENT.txt",
-               "ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.txt")
+DISTRACTORS = (
+    "ABILITYINC_06_15_2020-EX-4.25-SERVICES AGREEMENT.txt",
+    "ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.txt",
+)
 ANSWERED_FLOOR, CONTAINS_FLOOR = 0.6, 0.4  # measured on this slice: answered 0.7, contains 0.5
 UNANSWERABLE = [
     "What is the dress code under the Marketing Affiliate Agreement between Birch First Global Investments and "

@@ -39,11 +39,15 @@ def _wait(client: TestClient, document_id: str, timeout: float = 120) -> dict:  
 
 
 def test_upload_returns_202_and_the_document_becomes_ready(client: TestClient) -> None:
-    accepted = _upload(client, NDA, collection="contracts", acl='{"groups": ["legal"], "users": []}', metadata='{"matter": "A-1"}')
+    accepted = _upload(
+        client, NDA, collection="contracts", acl='{"groups": ["legal"], "users": []}', metadata='{"matter": "A-1"}'
+    )
     assert accepted["job_id"] and not accepted["duplicate"]
     doc = _wait(client, accepted["document_id"])
     assert doc["status"] == "ready" and doc["chunk_count"] >= 2 and doc["pages"] == 1
-    assert doc["collection"] == "contracts" and doc["acl"]["groups"] == ["legal"] and doc["metadata"] == {"matter": "A-1"}
+    assert (
+        doc["collection"] == "contracts" and doc["acl"]["groups"] == ["legal"] and doc["metadata"] == {"matter": "A-1"}
+    )
     assert len(doc["content_hash"]) == 64 and doc["job"]["status"] == "done"
     listed = client.get("/v1/documents").json()["documents"]
     assert accepted["document_id"] in [d["id"] for d in listed]
@@ -65,27 +69,43 @@ def test_query_answers_with_a_citation_into_the_right_document(client: TestClien
 
 def test_query_streams_tokens_then_the_answer_over_sse(client: TestClient) -> None:
     _wait(client, _upload(client, NDA)["document_id"])
-    with client.stream("POST", "/v1/query", json={"query": "How long does the agreement remain in force after the effective date?", "stream": True}) as response:
+    with client.stream(
+        "POST",
+        "/v1/query",
+        json={"query": "How long does the agreement remain in force after the effective date?", "stream": True},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [block for block in response.iter_text() for block in [block] if block]
     raw = "".join(events)
     kinds = [line.removeprefix("event: ") for line in raw.splitlines() if line.startswith("event: ")]
     assert kinds.count("token") >= 2 and kinds[-2:] == ["answer", "done"]
-    final = json.loads([line for line in raw.split("event: answer\n")[1].splitlines() if line.startswith("data: ")][0][6:])
+    final = json.loads(
+        [line for line in raw.split("event: answer\n")[1].splitlines() if line.startswith("data: ")][0][6:]
+    )
     assert "citations" in final and "found" in final
 
 
 def test_unrelated_question_is_not_found_without_calling_the_model(client: TestClient) -> None:
     _wait(client, _upload(client, NDA)["document_id"])
     body = client.post("/v1/query", json={"query": "What is the boiling point of liquid nitrogen in Kelvin?"}).json()
-    assert body == {"answer": "Not found in your documents.", "found": False, "citations": [], "model": None,
-                    "dropped_citations": 0, "grounding": "not_found", "sentences": [], "unsupported_removed": 0}
+    assert body == {
+        "answer": "Not found in your documents.",
+        "found": False,
+        "citations": [],
+        "model": None,
+        "dropped_citations": 0,
+        "grounding": "not_found",
+        "sentences": [],
+        "unsupported_removed": 0,
+    }
 
 
 def test_search_ranks_chunks_without_generation(client: TestClient) -> None:
     doc_id = _upload(client, NDA)["document_id"]
     _wait(client, doc_id)
-    results = client.post("/v1/search", json={"query": "return or destroy confidential information", "k": 3, "collections": ["default"]}).json()["results"]
+    results = client.post(
+        "/v1/search", json={"query": "return or destroy confidential information", "k": 3, "collections": ["default"]}
+    ).json()["results"]
     text = NDA.read_text(encoding="utf-8")
     assert all(r["document_id"] == doc_id for r in results)
     assert any("certify its destruction" in text[r["start"] : r["end"]] for r in results[:2])

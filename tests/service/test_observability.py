@@ -118,9 +118,7 @@ def test_json_log_lines_of_a_request_share_its_id(json_log: io.StringIO, client:
     # The test client's own httpx record is the caller's, not the service's.
     lines = [json.loads(line) for line in json_log.getvalue().splitlines() if '"logger": "httpx' not in line]
     access = [line for line in lines if line["logger"] == "service.access"]
-    assert access and access[-1]["message"].startswith(
-        "http.request method=GET route=/healthz status=200"
-    )
+    assert access and access[-1]["message"].startswith("http.request method=GET route=/healthz status=200")
     assert all(line["request_id"] == "rid-route-1" for line in lines)
 
 

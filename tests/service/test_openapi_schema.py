@@ -29,14 +29,19 @@ def openapi(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _operations(openapi: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {op["operationId"]: (path, op) for path, ops in openapi["paths"].items() for m, op in ops.items()
-            if m in METHODS}
+    return {
+        op["operationId"]: (path, op) for path, ops in openapi["paths"].items() for m, op in ops.items() if m in METHODS
+    }
 
 
 def test_every_link_names_an_operation_and_fills_its_path_parameters(openapi: dict[str, Any]) -> None:
     operations = _operations(openapi)
-    links = [link for _, op in operations.values() for response in op["responses"].values()
-             for link in response.get("links", {}).values()]
+    links = [
+        link
+        for _, op in operations.values()
+        for response in op["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
     assert len(links) >= 8
     for link in links:
         path, _ = operations[link["operationId"]]

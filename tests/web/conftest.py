@@ -101,8 +101,10 @@ def idp() -> Iterator[FakeIdP]:
 def enclave(tmp_path_factory: pytest.TempPathFactory, idp: FakeIdP) -> Iterator[Enclave]:
     oidc = {"ISSUER": idp.url, "AUDIENCE": AUDIENCE, "JWKS_URL": f"{idp.url}/jwks", "WEB_CLIENT_ID": CLIENT_ID}
     root = tmp_path_factory.mktemp("web")
-    anchors = {"ENCLAVE_AUDIT__ANCHOR_FILE": str(root / "worm" / "anchors.jsonl"),
-               "ENCLAVE_AUDIT__ANCHOR_EVERY_RECORDS": "1"}
+    anchors = {
+        "ENCLAVE_AUDIT__ANCHOR_FILE": str(root / "worm" / "anchors.jsonl"),
+        "ENCLAVE_AUDIT__ANCHOR_EVERY_RECORDS": "1",
+    }
     server = Enclave(root, {f"ENCLAVE_AUTH__OIDC__{k}": v for k, v in oidc.items()} | anchors)
     server.start()
     yield server

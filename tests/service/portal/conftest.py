@@ -69,7 +69,10 @@ def portal(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
     """Fast webhook retries (0.2 s backoff), receivers on 127.0.0.1 allowed (internal addresses are refused
     unless listed), and a rate limit high enough not to interfere."""
     server, running = start_portal(
-        tmp_path_factory.mktemp("portal") / "data", embedder, parser, generator,
+        tmp_path_factory.mktemp("portal") / "data",
+        embedder,
+        parser,
+        generator,
         webhooks=WebhookSettings(backoff_base_s=0.2, poll_s=0.1, timeout_s=3, allowed_hosts=["127.0.0.1"]),
         api=ApiSettings(rate_limit_per_s=1000, rate_limit_burst=1000),
     )
@@ -91,8 +94,9 @@ def wait_ready(http: httpx.Client, document_id: str, timeout: float = 120) -> di
 def nda(portal: Portal) -> str:
     """The sample NDA, ingested into collection ``contracts``; returns its document id."""
     with portal.http() as http:
-        accepted = http.post("/v1/documents", files={"file": (NDA.name, NDA.read_bytes())},
-                             data={"collection": "contracts"})
+        accepted = http.post(
+            "/v1/documents", files={"file": (NDA.name, NDA.read_bytes())}, data={"collection": "contracts"}
+        )
         assert accepted.status_code == 202, accepted.text
         assert wait_ready(http, accepted.json()["document_id"])["status"] == "ready"
         return str(accepted.json()["document_id"])

@@ -23,8 +23,11 @@ def client(portal: Portal) -> openai.OpenAI:
 
 def _answered(portal: Portal) -> int:
     with session_scope(portal.components.engine) as session:
-        return int(session.exec(select(func.count()).select_from(AuditRecord)
-                                .where(col(AuditRecord.action) == "query.answered")).one())
+        return int(
+            session.exec(
+                select(func.count()).select_from(AuditRecord).where(col(AuditRecord.action) == "query.answered")
+            ).one()
+        )
 
 
 def test_models_list_the_caller_s_collections(client: openai.OpenAI, nda: str) -> None:
@@ -32,11 +35,13 @@ def test_models_list_the_caller_s_collections(client: openai.OpenAI, nda: str) -
     assert ids[0] == "enclave" and "enclave:contracts" in ids
 
 
-def test_completion_cites_the_document_in_text_and_field_and_is_audited(client: openai.OpenAI, portal: Portal,
-                                                                         nda: str) -> None:
+def test_completion_cites_the_document_in_text_and_field_and_is_audited(
+    client: openai.OpenAI, portal: Portal, nda: str
+) -> None:
     before = _answered(portal)
-    completion = client.chat.completions.create(model="enclave:contracts",
-                                                messages=[{"role": "user", "content": QUESTION}])
+    completion = client.chat.completions.create(
+        model="enclave:contracts", messages=[{"role": "user", "content": QUESTION}]
+    )
     content = completion.choices[0].message.content or ""
     citations = completion.model_extra["citations"]  # type: ignore[index]
     assert completion.object == "chat.completion" and completion.choices[0].finish_reason == "stop"
@@ -44,13 +49,14 @@ def test_completion_cites_the_document_in_text_and_field_and_is_audited(client: 
     assert citations and {c["document_id"] for c in citations} == {nda}
     assert "\n\nSources:\n[" in content and content.rstrip().endswith(NDA.name)
     text = NDA.read_text(encoding="utf-8")
-    assert text[citations[0]["start"]: citations[0]["end"]].startswith(citations[0]["snippet"].removesuffix(" …")[:40])
+    assert text[citations[0]["start"] : citations[0]["end"]].startswith(citations[0]["snippet"].removesuffix(" …")[:40])
     assert _answered(portal) == before + 1
 
 
 def test_stream_sends_chunks_then_citations_then_done(client: openai.OpenAI, nda: str) -> None:
-    stream = client.chat.completions.create(model="enclave", stream=True,
-                                            messages=[{"role": "user", "content": QUESTION}])
+    stream = client.chat.completions.create(
+        model="enclave", stream=True, messages=[{"role": "user", "content": QUESTION}]
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.object == "chat.completion.chunk" for c in chunks)
@@ -63,9 +69,11 @@ def test_stream_sends_chunks_then_citations_then_done(client: openai.OpenAI, nda
 
 def test_follow_up_is_searched_with_its_subject(client: openai.OpenAI, nda: str) -> None:
     """The question searched carries the subject ("the NDA between Acme and Globex") the follow-up left out."""
-    messages = [{"role": "user", "content": "Which state's law governs the mutual NDA between Acme and Globex?"},
-                {"role": "assistant", "content": "Delaware law governs it [1].\n\nSources:\n[1] nda.txt"},
-                {"role": "user", "content": "When can it be terminated early?"}]
+    messages = [
+        {"role": "user", "content": "Which state's law governs the mutual NDA between Acme and Globex?"},
+        {"role": "assistant", "content": "Delaware law governs it [1].\n\nSources:\n[1] nda.txt"},
+        {"role": "user", "content": "When can it be terminated early?"},
+    ]
     completion = client.chat.completions.create(model="enclave:contracts", messages=messages)  # type: ignore[arg-type]
     searched = (completion.model_extra or {})["standalone_question"]
     carried = ("NDA", "Acme", "Globex", "mutual", "Delaware")  # the subject, from the earlier turns
@@ -93,19 +101,29 @@ class ScriptedRewrites:
         return self.reply
 
 
-TURNS = [Turn("user", "What is the notice period for terminating the Acme agreement?"),
-         Turn("assistant", "30 days [1]."), Turn("user", "And who can terminate it?")]
+TURNS = [
+    Turn("user", "What is the notice period for terminating the Acme agreement?"),
+    Turn("assistant", "30 days [1]."),
+    Turn("user", "And who can terminate it?"),
+]
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("Who can terminate the Acme agreement?", "Who can terminate the Acme agreement?"),
-    ("Rewritten question: \"Who can terminate the Acme agreement?\"\nextra", "Who can terminate the Acme agreement?"),
-    ("", "And who can terminate it? (follow-up to: What is the notice period for terminating the Acme agreement?)"),
-    ("Either party may terminate it [1].", "And who can terminate it? (follow-up to: What is the notice period for "
-                                           "terminating the Acme agreement?)"),
-    ("And who can terminate it?", "And who can terminate it? (follow-up to: What is the notice period for terminating "
-                                  "the Acme agreement?)"),
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("Who can terminate the Acme agreement?", "Who can terminate the Acme agreement?"),
+        ('Rewritten question: "Who can terminate the Acme agreement?"\nextra', "Who can terminate the Acme agreement?"),
+        ("", "And who can terminate it? (follow-up to: What is the notice period for terminating the Acme agreement?)"),
+        (
+            "Either party may terminate it [1].",
+            "And who can terminate it? (follow-up to: What is the notice period for terminating the Acme agreement?)",
+        ),
+        (
+            "And who can terminate it?",
+            "And who can terminate it? (follow-up to: What is the notice period for terminating the Acme agreement?)",
+        ),
+    ],
+)
 def test_rewrite_is_used_only_when_it_is_a_question_that_carries_the_subject(reply: str, expected: str) -> None:
     standalone = standalone_question(TURNS, ScriptedRewrites(reply), GenerationParams())  # type: ignore[arg-type]
     assert standalone.question == expected

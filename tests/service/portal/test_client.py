@@ -65,8 +65,9 @@ def test_every_client_method_matches_the_live_openapi_schema(schema: dict[str, A
     ops = operations()
     assert [issue for name, op in ops.items() for issue in problems(schema, name, op)] == []
     covered = {(op.method.lower(), op.path) for op in ops.values()}
-    offered = {(method, path) for path, item in schema["paths"].items() for method in item
-               if path.startswith(COVERED_PREFIXES)}
+    offered = {
+        (method, path) for path, item in schema["paths"].items() for method in item if path.startswith(COVERED_PREFIXES)
+    }
     assert offered - covered == set(), "operations the client does not offer"
 
 
@@ -89,8 +90,12 @@ def enclave(portal: Portal) -> EnclaveClient:
 
 def test_client_uploads_pages_and_answers(enclave: EnclaveClient) -> None:
     collection = f"paging-{uuid.uuid4().hex[:8]}"
-    ids = [enclave.upload(f"Clause {i}: the supplier ships within {i + 2} days.".encode(), filename=f"c{i}.txt",
-                          collection=collection).document_id for i in range(3)]
+    ids = [
+        enclave.upload(
+            f"Clause {i}: the supplier ships within {i + 2} days.".encode(), filename=f"c{i}.txt", collection=collection
+        ).document_id
+        for i in range(3)
+    ]
     assert all(enclave.wait_for_document(i).status == "ready" for i in ids)
     first = enclave.list_documents(collection=collection, limit=2)
     assert first.total == 3 and len(first.documents) == 2 and first.next is not None
@@ -112,8 +117,11 @@ def test_listing_etag_answers_304_until_something_changes(portal: Portal) -> Non
         tag = first.headers["etag"]
         unchanged = http.get("/v1/documents", params={"collection": collection}, headers={"If-None-Match": tag})
         assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == tag
-        http.post("/v1/documents", files={"file": ("e.txt", b"etag test " + uuid.uuid4().bytes.hex().encode())},
-                  data={"collection": collection})
+        http.post(
+            "/v1/documents",
+            files={"file": ("e.txt", b"etag test " + uuid.uuid4().bytes.hex().encode())},
+            data={"collection": collection},
+        )
         changed = http.get("/v1/documents", params={"collection": collection}, headers={"If-None-Match": tag})
         assert changed.status_code == 200 and changed.headers["etag"] != tag and changed.json()["total"] == 1
 
@@ -122,8 +130,13 @@ def _cli(portal: Portal, *args: str) -> subprocess.CompletedProcess[str]:
     key = portal.headers.get("Authorization", "").removeprefix("Bearer ")
     auth = ["--api-key", key] if key else []
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "service", "--url", portal.url, *auth, *args], capture_output=True,
-                          text=True, timeout=180, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "service", "--url", portal.url, *auth, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
 
 
 def test_cli_remote_mode_ingests_asks_and_reports_status(portal: Portal, tmp_path: Any) -> None:
@@ -142,9 +155,15 @@ def test_cli_remote_mode_ingests_asks_and_reports_status(portal: Portal, tmp_pat
 
 def test_an_exported_enclave_url_leaves_local_admin_commands_local(tmp_path: Any) -> None:
     env = {**os.environ, "ENCLAVE_URL": "http://127.0.0.1:9", "ENCLAVE_DATA_DIR": str(tmp_path)}
-    listed = subprocess.run([sys.executable, "-m", "service", "keys", "list"], capture_output=True, text=True,
-                            timeout=180, env=env)
+    listed = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "list"], capture_output=True, text=True, timeout=180, env=env
+    )
     assert listed.returncode == 0, listed.stderr
-    explicit = subprocess.run([sys.executable, "-m", "service", "--url", "http://127.0.0.1:9", "keys", "list"],
-                              capture_output=True, text=True, timeout=180, env=env)
+    explicit = subprocess.run(
+        [sys.executable, "-m", "service", "--url", "http://127.0.0.1:9", "keys", "list"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     assert explicit.returncode == 2 and "--url works with" in explicit.stderr

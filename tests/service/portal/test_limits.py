@@ -60,8 +60,9 @@ def test_one_busy_principal_does_not_drain_another_s_bucket() -> None:
 
 def test_document_listing_filters_by_status_and_collection(portal: Portal) -> None:
     with portal.http() as http:
-        accepted = http.post("/v1/documents", files={"file": ("bin.bin", bytes(range(256)) * 8)},
-                             data={"collection": "filters"}).json()
+        accepted = http.post(
+            "/v1/documents", files={"file": ("bin.bin", bytes(range(256)) * 8)}, data={"collection": "filters"}
+        ).json()
         assert wait_ready(http, accepted["document_id"])["status"] == "failed"
         failed = http.get("/v1/documents", params={"collection": "filters", "status": "failed"}).json()
         ready = http.get("/v1/documents", params={"collection": "filters", "status": "ready"}).json()

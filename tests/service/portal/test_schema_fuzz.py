@@ -43,7 +43,10 @@ def target(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
     registration without a DNS query, so nothing is ever sent to a generated host. No rate limit (0).
     """
     server, running = start_portal(
-        tmp_path_factory.mktemp("fuzz") / "data", embedder, parser, generator,
+        tmp_path_factory.mktemp("fuzz") / "data",
+        embedder,
+        parser,
+        generator,
         webhooks=WebhookSettings(timeout_s=0.5, max_attempts=1, allow_public=False),
         api=ApiSettings(rate_limit_per_s=0),
     )
@@ -59,11 +62,32 @@ def _audited(target: Portal, action: str) -> list[str]:
 
 def test_schemathesis_all_checks_find_nothing(target: Portal, tmp_path: Path) -> None:
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{target.url}/openapi.json",
-        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--no-shrink",
-        "--workers", "1", "--suppress-health-check", "all", "--request-timeout", "120",
-        "--header", f"Authorization: {target.headers['Authorization']}",
-        "--report", "junit", "--report-dir", str(tmp_path),
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{target.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--no-shrink",
+        "--workers",
+        "1",
+        "--suppress-health-check",
+        "all",
+        "--request-timeout",
+        "120",
+        "--header",
+        f"Authorization: {target.headers['Authorization']}",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     report = run.stdout[-12000:] + run.stderr[-2000:]
@@ -127,8 +151,10 @@ FORM_CASES: list[tuple[dict[str, Any], dict[str, str]]] = [
     ({"metadata": None}, {"metadata": "null"}),
     ({"acl": None}, {"acl": "null"}),
     ({"classification": "secret"}, {"classification": "secret"}),
-    ({"metadata": {"matter": "A"}, "acl": {"groups": ["legal"]}},
-     {"metadata": '{"matter": "A"}', "acl": '{"groups": ["legal"]}'}),
+    (
+        {"metadata": {"matter": "A"}, "acl": {"groups": ["legal"]}},
+        {"metadata": '{"matter": "A"}', "acl": '{"groups": ["legal"]}'},
+    ),
 ]
 
 

@@ -69,8 +69,9 @@ def enclave(portal: Portal) -> EnclaveClient:
     return EnclaveClient(portal.url, portal.headers.get("Authorization", "").removeprefix("Bearer ") or None)
 
 
-def test_completed_job_is_called_back_signed_and_retried_after_a_500(enclave: EnclaveClient, receiver: Receiver,
-                                                                      portal: Portal) -> None:
+def test_completed_job_is_called_back_signed_and_retried_after_a_500(
+    enclave: EnclaveClient, receiver: Receiver, portal: Portal
+) -> None:
     hook = enclave.create_webhook(receiver.url, description="portal A")
     assert hook.secret.startswith("whsec_") and "secret" not in enclave.get_webhook(hook.id).model_dump()
     with session_scope(portal.components.engine) as session:
@@ -132,8 +133,9 @@ def _settled(enclave: EnclaveClient, webhook_id: str, timeout: float = 10) -> An
 
 def _audited(portal: Portal, delivery_id: str) -> list[str]:
     with session_scope(portal.components.engine) as session:
-        rows = session.exec(select(AuditRecord).where(col(AuditRecord.action) == "webhook.delivery")
-                            .order_by(col(AuditRecord.seq))).all()
+        rows = session.exec(
+            select(AuditRecord).where(col(AuditRecord.action) == "webhook.delivery").order_by(col(AuditRecord.seq))
+        ).all()
     return [r.outcome for r in rows if json.loads(r.detail_json).get("delivery_id") == delivery_id]
 
 

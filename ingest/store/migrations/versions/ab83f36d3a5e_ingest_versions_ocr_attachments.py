@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
-
+from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "ab83f36d3a5e"
 down_revision: str | Sequence[str] | None = "ed8fb934a4cd"
@@ -26,12 +25,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ocr", sa.Boolean(), nullable=False, server_default=sa.false()))
 
     with op.batch_alter_table("document", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("parent_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True))
+        batch_op.add_column(sa.Column("parent_id", AutoString(length=32), nullable=True))
         batch_op.create_index(batch_op.f("ix_document_parent_id"), ["parent_id"], unique=False)
 
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
-        batch_op.add_column(sa.Column("upload_json", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch_op.add_column(sa.Column("upload_json", AutoString(), nullable=True))
 
 
 def downgrade() -> None:
