@@ -164,6 +164,7 @@ class BackupSettings(BaseModel):
     key_file: Path | None = None  # 32 random bytes, base64 (enclave backup key FILE); or a passphrase:
     passphrase: SecretStr | None = None  # stretched with scrypt; the salt travels in the archive header
     erasure_ledger: Path | None = None  # append-only JSON lines of erased ids, re-applied on every restore
+    pg_bin_dir: Path | None = None  # pg_dump/pg_restore for a PostgreSQL store; default: the newest found
 
 
 class ApiSettings(BaseModel):

@@ -61,7 +61,8 @@ def verify(src: Path) -> None:
         manifest = verify_archive(src, backup_key(get_settings()))
         out.print(
             f"{src} is intact: {len(manifest['members'])} members match the manifest; taken "
-            f"{manifest['created_at']}, {manifest['documents']} documents, {manifest['index']['points']} index points"
+            f"{manifest['created_at']} of a {manifest.get('database', 'sqlite')} store, {manifest['documents']} "
+            f"documents, {manifest['index']['points']} index points"
         )
 
     _run(run)

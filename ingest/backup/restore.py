@@ -1,7 +1,9 @@
 """Restoring a backup into an empty data directory, then re-applying every erasure the ledger holds.
 
 Order: check the whole archive while unpacking it into a staging directory (nothing is moved into
-place before the last frame and the manifest check out); move it into place; check that the site's
+place before the last frame and the manifest check out, nor when the archive is of the other store
+kind); PostgreSQL: ``pg_restore`` into the empty database, in one transaction; move the rest into
+place; check that the site's
 master key (never in the archive) unwraps the restored keys; bring the schema to this build;
 re-apply the erasure ledger (rows, keys, index points, originals) and remove index points whose
 document has no row; vacuum; append ``backup.restored`` to the audit chain.
@@ -25,7 +27,15 @@ from ingest.audit.anchor import anchor_log
 from ingest.audit.trail import Actor, AuditEvent, AuditTrail
 from ingest.backup.archive import BackupKey, read_archive
 from ingest.backup.ledger import LedgerEntry, erasure_ledger
-from ingest.backup.snapshot import BLOB_PREFIX, DB_MEMBER, INDEX_PREFIX, BackupRefused, check_backup_possible
+from ingest.backup.postgres_dump import PG_MEMBER, enclave_tables, restore_dump
+from ingest.backup.snapshot import (
+    BLOB_PREFIX,
+    DB_MEMBER,
+    INDEX_PREFIX,
+    BackupRefused,
+    check_backup_possible,
+    database_kind,
+)
 from ingest.config import Settings
 from ingest.erasure import checkpoint_wal
 from ingest.keys.keyring import KeyRing
@@ -57,8 +67,9 @@ def verify_archive(src: Path, key: BackupKey) -> dict[str, Any]:
 def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "enclave-restore") -> RestoreReport:
     """Restore ``src`` into the (empty) data directory of ``settings``.
 
-    :raises BackupRefused: the data directory already holds a site, the ledger is not configured, or
-        the master key file is missing.
+    :raises BackupRefused: the data directory (or the PostgreSQL database) already holds a site, the
+        ledger is not configured, the master key file is missing, or the archive is of the other store kind.
+    :raises PostgresToolFailed: pg_restore failed (the database is left empty).
     :raises ArchiveInvalid: the archive is altered, truncated or does not match its manifest
         (then nothing was written to the data directory).
     :raises BackupKeyWrong: the archive was sealed under another key.
@@ -77,7 +88,7 @@ def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "encl
     try:
         keyring = KeyRing(engine, LocalKeyFile(settings.master_key_file))
         keyring.warm_up()  # the master key must open the restored keys, or nothing of it is readable
-        create_schema(engine)
+        _bring_schema_current(engine)
         report = RestoreReport(
             str(manifest.get("created_at")),
             int(manifest.get("documents", 0)),
@@ -106,13 +117,51 @@ def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "encl
     return report
 
 
+def _bring_schema_current(engine: Engine) -> None:
+    """SQLite migrates itself; a restored PostgreSQL database is migrated here, as no replica runs on it yet."""
+    if engine.dialect.name == "sqlite":
+        create_schema(engine)
+        return
+    from ingest.store.migrate import upgrade
+
+    upgrade(engine)
+
+
 def _refuse_occupied(settings: Settings) -> None:
-    database = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
-    occupied = [p for p in (database, settings.index_dir, settings.blob_dir) if _holds_data(p)]
+    url = settings.resolved_database_url
+    paths = [settings.index_dir, settings.blob_dir]
+    if database_kind(settings) == "postgresql":
+        tables = enclave_tables(url)
+        if tables:
+            raise BackupRefused(
+                f"the database {_shown(url)} already holds Enclave tables ({', '.join(tables[:4])}, …): restore goes "
+                "into an empty database; create a new one (CREATE DATABASE …) and point ENCLAVE_DATABASE_URL at it, "
+                "or drop the old one first"
+            )
+    else:
+        paths.insert(0, Path(url.removeprefix("sqlite:///")))
+    occupied = [p for p in paths if _holds_data(p)]
     if occupied:
         raise BackupRefused(
             f"the data directory {settings.data_dir} already holds a site ({', '.join(str(p) for p in occupied)}): "
             "restore goes into an empty data directory; move the old one aside first"
+        )
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _refuse_other_kind(settings: Settings, manifest: dict[str, Any]) -> None:
+    taken, here = str(manifest.get("database", "sqlite")), database_kind(settings)
+    if taken != here:
+        names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+        raise BackupRefused(
+            f"this archive is a backup of a {names.get(taken, taken)} store, but ENCLAVE_DATABASE_URL names a "
+            f"{names[here]} one: restore it with ENCLAVE_DATABASE_URL set to "
+            + ("an empty PostgreSQL database" if taken == "postgresql" else "nothing (the embedded SQLite store)")
         )
 
 
@@ -129,6 +178,9 @@ def _unpack(settings: Settings, src: Path, key: BackupKey) -> dict[str, Any]:
     staging.mkdir(mode=0o700)
     try:
         manifest = read_archive(src, key, lambda name, chunks: _write_member(staging, name, chunks))
+        _refuse_other_kind(settings, manifest)
+        if database_kind(settings) == "postgresql":  # first: if it fails, nothing was moved into the data directory
+            restore_dump(settings, staging / PG_MEMBER)
         _move_into_place(settings, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -145,14 +197,16 @@ def _write_member(staging: Path, name: str, chunks: Iterator[bytes]) -> None:
 
 
 def _move_into_place(settings: Settings, staging: Path) -> None:
-    database = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
-    for stale in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
-        stale.unlink(missing_ok=True)
     for name, target in ((INDEX_PREFIX, settings.index_dir), (BLOB_PREFIX, settings.blob_dir)):
         unpacked = staging / name
         if unpacked.is_dir():
             shutil.rmtree(target, ignore_errors=True)  # empty (checked before): created by an earlier start
             os.replace(unpacked, target)
+    if database_kind(settings) == "postgresql":
+        return
+    database = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+    for stale in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        stale.unlink(missing_ok=True)
     os.replace(staging / DB_MEMBER, database)
 
 
@@ -164,7 +218,8 @@ def _reapply(
     entries = ledger.entries() if ledger is not None else []
     erased: dict[str, str] = {}  # document id -> tenant
     with session_scope(engine) as session:
-        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
         for entry in entries:
             found = _erase_rows(session, keyring, entry)
             report.erasures_reapplied += bool(found) or _tenant_keys_removed(session, entry)
@@ -175,6 +230,16 @@ def _reapply(
     if dim:
         report.orphan_points_removed = _purge_index(settings, engine, int(dim), erased)
     checkpoint_wal(engine, vacuum=True)
+    if engine.dialect.name == "postgresql" and report.erasures_reapplied:
+        _rewrite_tables(engine)
+
+
+def _rewrite_tables(engine: Engine) -> None:
+    """PostgreSQL: rewrite the tables erasures deleted from, so no dead row keeps an erased key on disk."""
+    tables = (Chunk.__tablename__, Job.__tablename__, Document.__tablename__, DataKey.__tablename__)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in tables:
+            connection.exec_driver_sql(f'VACUUM FULL "{table}"')
 
 
 def _erase_rows(session: Session, keyring: KeyRing, entry: LedgerEntry) -> dict[str, str]:

@@ -3,7 +3,8 @@
 The cut is taken while no index write can happen: inside ``enclave serve`` under the
 :class:`~ingest.index.swap.AtomicSwapIndex` write lock (searches wait for it: that is the pause,
 reported), from the CLI with the embedded index opened exclusively (so no `serve`, `ingest` or
-worker can write). Within the cut: the SQLite online backup API copies the database into memory,
+worker can write). Within the cut: the SQLite online backup API copies the database into memory
+(PostgreSQL: a snapshot is exported, and ``pg_dump`` dumps that snapshot once the cut is over),
 the index directory is copied after a flush, the originals are hard-linked (they are written by
 rename and never changed in place). The encrypted archive is written after the cut, from the copies.
 
@@ -19,13 +20,14 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.backup.archive import ArchiveWriter, BackupKey
 from ingest.backup.ledger import erasure_ledger
+from ingest.backup.postgres_dump import PG_MEMBER, Snapshot, dump, exported_snapshot, is_postgres
 from ingest.config import Settings
 from ingest.errors import ConfigurationError, EnclaveError
 from ingest.store.compliance_models import iso_time
@@ -59,8 +61,9 @@ class BackupReport:
 
 @dataclass(frozen=True)
 class _Cut:
-    database: bytes
+    database: bytes | Path  # the SQLite copy, or where the pg_dump goes
     documents: int
+    snapshot: Snapshot | None  # PostgreSQL: the exported snapshot pg_dump dumps
     index_dir: Path | None
     blob_dir: Path
     index_points: int
@@ -69,12 +72,9 @@ class _Cut:
 
 def check_backup_possible(settings: Settings) -> None:
     """:raises BackupRefused: a site this build cannot back up consistently, or one without an erasure ledger."""
-    if not settings.resolved_database_url.startswith("sqlite:///"):
-        raise BackupRefused(
-            "enclave backup covers the embedded SQLite store; for PostgreSQL use the database's own backup "
-            "(pg_dump or continuous archiving / PITR) together with the index and originals, as README "
-            '"Backup and restore" describes'
-        )
+    url = settings.resolved_database_url
+    if not (url.startswith("sqlite:///") or is_postgres(url)):
+        raise BackupRefused("enclave backup covers SQLite and PostgreSQL stores; set ENCLAVE_DATABASE_URL to one")
     if settings.index.backend != "edge":
         raise BackupRefused(
             "enclave backup covers the embedded Qdrant Edge index; a Qdrant cluster is backed up with Qdrant's "
@@ -94,6 +94,7 @@ def take_backup(settings: Settings, dest: Path, key: BackupKey, index: VectorInd
     without it the embedded index is opened here, exclusively.
 
     :raises BackupRefused: see :func:`check_backup_possible`; ``dest`` exists.
+    :raises PostgresToolFailed: pg_dump failed (nothing is left at ``dest``).
     :raises ServiceUnavailable: without ``index``, another process has the embedded index open.
     """
     check_backup_possible(settings)
@@ -103,13 +104,16 @@ def take_backup(settings: Settings, dest: Path, key: BackupKey, index: VectorInd
     with tempfile.TemporaryDirectory(prefix=".backup-", dir=settings.data_dir) as tmp:
         staging = Path(tmp)
         os.chmod(staging, 0o700)
-        pause_started = time.perf_counter()
-        with _writes_excluded(settings, index) as held:
-            cut = _cut(settings, staging, held)
-        pause = time.perf_counter() - pause_started
+        with ExitStack() as snapshot_open:
+            pause_started = time.perf_counter()
+            with _writes_excluded(settings, index) as held:
+                cut = _cut(settings, staging, held, snapshot_open)
+            pause = time.perf_counter() - pause_started
+            if cut.snapshot is not None and isinstance(cut.database, Path):  # exported in the cut, dumped after it
+                dump(settings, cut.snapshot, cut.database)
         manifest = {
             "created_at": iso_time(),
-            "database": "sqlite",
+            "database": database_kind(settings),
             "index": {"backend": "edge", "dim": cut.dim, "points": cut.index_points},
             "documents": cut.documents,
             "pause_ms": round(pause * 1000, 1),
@@ -147,8 +151,19 @@ def _writes_excluded(settings: Settings, index: VectorIndex | None) -> Iterator[
             shard.close()
 
 
-def _cut(settings: Settings, staging: Path, held: Any) -> _Cut:
-    database, documents = sqlite_snapshot(Path(settings.resolved_database_url.removeprefix("sqlite:///")))
+def database_kind(settings: Settings) -> str:
+    """``sqlite`` or ``postgresql``: what the manifest records, and what a restore must match."""
+    return "postgresql" if is_postgres(settings.resolved_database_url) else "sqlite"
+
+
+def _cut(settings: Settings, staging: Path, held: Any, snapshot_open: ExitStack) -> _Cut:
+    database: bytes | Path
+    snapshot: Snapshot | None = None
+    if database_kind(settings) == "postgresql":
+        snapshot = snapshot_open.enter_context(exported_snapshot(settings.resolved_database_url))
+        database, documents = staging / "enclave.pgdump", snapshot.documents
+    else:
+        database, documents = sqlite_snapshot(Path(settings.resolved_database_url.removeprefix("sqlite:///")))
     points, dim, index_copy = 0, None, None
     if held is not None:
         shard = getattr(held, "shard", held)  # a QdrantEdgeIndex, or the bare shard the CLI opened
@@ -158,7 +173,7 @@ def _cut(settings: Settings, staging: Path, held: Any) -> _Cut:
         shutil.copytree(settings.index_dir, index_copy)
     blobs = staging / "blobs"
     _link_tree(settings.blob_dir, blobs)
-    return _Cut(database, documents, index_copy, blobs, points, dim)
+    return _Cut(database, documents, snapshot, index_copy, blobs, points, dim)
 
 
 def _index_shape(shard: Any) -> tuple[int, int | None]:
@@ -207,7 +222,10 @@ def _write_archive(dest: Path, key: BackupKey, cut: _Cut, manifest: dict[str, An
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as sink:
             writer = ArchiveWriter(sink, key)
-            writer.add_bytes(DB_MEMBER, cut.database)
+            if isinstance(cut.database, Path):
+                writer.add_file(PG_MEMBER, cut.database)
+            else:
+                writer.add_bytes(DB_MEMBER, cut.database)
             if cut.index_dir is not None:
                 writer.add_tree(INDEX_PREFIX, cut.index_dir)
             writer.add_tree(BLOB_PREFIX, cut.blob_dir)

@@ -1,29 +1,37 @@
 """Backup and restore: the same documents and answers after a restore into an empty data directory,
 altered or truncated archives refused, and an erasure made after the backup still holding after it.
 
-Real components: Qdrant Edge, SQLite, the packaged embedder; the canary is scanned for in every byte.
+Real components: Qdrant Edge, SQLite and PostgreSQL (pgserver), the packaged embedder; the canary is
+scanned for in every byte of the data directory and of a plain dump of the restored PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import base64
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
 from ingest import documents as docs
 from ingest.audit.trail import Actor
 from ingest.backup.archive import ArchiveInvalid, BackupKeyWrong, backup_key, write_key_file
+from ingest.backup.postgres_dump import enclave_tables, libpq_target, tool_path
 from ingest.backup.restore import restore, verify_archive
 from ingest.backup.snapshot import BackupRefused, take_backup
 from ingest.config import Settings
 from ingest.erasure import erase_document
 from ingest.index.port import AccessFilter
+from ingest.keys.keyring import document_key_id
 from ingest.runtime import Components, build_components
+from ingest.store.compliance_models import DataKey
+from ingest.store.models import Document
 from ingest.worker import drain
 from tests.conftest import make_settings
+from tests.postgres import STORES, PostgresCluster
 from tests.security.test_erasure_canary import hits
 
 CANARY = f"qb{uuid.uuid4().hex[:16]}zz"
@@ -31,22 +39,57 @@ KEEP = "The turbine maintenance contract renews every April with a ninety day no
 ERASE = f"Patient {CANARY} was admitted on March 3 with a fractured wrist and discharged the same day.\n"
 
 
-def _settings(root: Path, name: str) -> Settings:
+def _settings(root: Path, name: str, database_url: str | None = None) -> Settings:
     secrets = root / "secrets"
     secrets.mkdir(exist_ok=True)
     key_file = secrets / "backup.key"
     if not key_file.exists():
         write_key_file(key_file)
+    database = {} if database_url is None else {"database_url": database_url}
     return make_settings(
         root / name,
         compliance={"master_key_file": secrets / "master.key"},
         backup={"key_file": key_file, "erasure_ledger": secrets / "erasure-ledger.jsonl"},
+        **database,
     )
 
 
+ON_BOTH = pytest.mark.parametrize("store", STORES, indirect=True)
+Databases = Callable[..., str | None]
+
+
 @pytest.fixture
-def site(tmp_path: Path, embedder, parser) -> Iterator[tuple[Components, dict[str, str]]]:  # type: ignore[no-untyped-def]
-    components = build_components(_settings(tmp_path, "data"), embedder=embedder, parser=parser)
+def store(request: pytest.FixtureRequest) -> str:
+    """The relational store of the site: SQLite unless a test is parametrised with ``ON_BOTH``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """``databases(kind, migrated=…)``: None for SQLite (the data directory's own file), else a new PostgreSQL
+    database's URL, dropped after the test."""
+    made: list[str] = []
+
+    def make(kind: str, *, migrated: bool) -> str | None:
+        if kind == "sqlite":
+            return None
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        made.append(cluster.create_database(migrated=migrated))
+        return cluster.url(made[-1])
+
+    yield make
+    if made:
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        for name in made:
+            cluster.drop_database(name)
+
+
+@pytest.fixture
+def site(  # type: ignore[no-untyped-def]
+    tmp_path: Path, store: str, databases: Databases, embedder, parser
+) -> Iterator[tuple[Components, dict[str, str]]]:
+    settings = _settings(tmp_path, "data", databases(store, migrated=True))
+    components = build_components(settings, embedder=embedder, parser=parser)
     ids = {}
     for name, text in (("keep.txt", KEEP), (f"erase-{CANARY}.txt", ERASE)):
         upload = docs.Upload(filename=name, data=text.encode(), tenant="default", collection="default")
@@ -71,13 +114,32 @@ def _backup(components: Components, dest: Path) -> Path:
     return dest
 
 
-def test_restore_into_empty_directory_gives_same_documents_and_results(site, tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
+def _refused_elsewhere(archive: Path, target: Settings, match: str) -> None:
+    with pytest.raises(BackupRefused, match=match):
+        restore(target, archive, backup_key(target))
+    files = [p for p in target.data_dir.rglob("*") if p.is_file()] if target.data_dir.exists() else []
+    assert files == []  # nothing was moved into place
+    if target.database_url is not None and match != "Enclave tables":
+        assert enclave_tables(target.database_url) == []  # and nothing restored into the database
+
+
+@ON_BOTH
+def test_restore_into_empty_directory_gives_same_documents_and_results(  # type: ignore[no-untyped-def]
+    site, store: str, databases: Databases, tmp_path: Path, embedder, parser
+) -> None:
     components, ids = site
     before = [_search(components, q) for q in ("turbine contract notice", "patient admitted fractured wrist")]
     archive = _backup(components, tmp_path / "site.enclave-backup")
     assert CANARY.encode() not in archive.read_bytes()  # the archive holds no clear text
+    assert verify_archive(archive, backup_key(components.settings))["database"] == store
 
-    target = _settings(tmp_path, "restored")
+    if store == "postgresql":  # an existing Enclave database, and a SQLite site, are refused
+        _refused_elsewhere(archive, _settings(tmp_path, "in-use", databases(store, migrated=True)), "Enclave tables")
+        _refused_elsewhere(archive, _settings(tmp_path, "on-sqlite"), "backup of a PostgreSQL store")
+    elif "postgresql" in STORES:
+        pg = databases("postgresql", migrated=False)
+        _refused_elsewhere(archive, _settings(tmp_path, "on-pg", pg), "backup of a SQLite store")
+    target = _settings(tmp_path, "restored", databases(store, migrated=False))
     report = restore(target, archive, backup_key(target))
     assert report.documents == 2 and report.erasures_reapplied == 0
     restored = build_components(target, embedder=embedder, parser=parser)
@@ -137,19 +199,45 @@ def test_restore_refuses_an_occupied_data_directory(site, tmp_path: Path) -> Non
     assert not (tmp_path / "none" / "k").exists() and not (tmp_path / "restored" / "enclave.db").exists()
 
 
-def test_erasure_after_backup_survives_restore(site, tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
+def _database_bytes(settings: Settings) -> bytes:
+    """A plain SQL dump of a PostgreSQL store (its rows as text), or nothing for SQLite (scanned as a file)."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        return b""
+    conninfo, env = libpq_target(url)
+    done = subprocess.run(  # noqa: S603
+        [str(tool_path(settings, "pg_dump")), "--format=plain", f"--dbname={conninfo}"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@ON_BOTH
+def test_erasure_after_backup_survives_restore(  # type: ignore[no-untyped-def]
+    site, store: str, databases: Databases, tmp_path: Path, embedder, parser
+) -> None:
     components, ids = site
     archive = _backup(components, tmp_path / "site.enclave-backup")
+    erased_key = document_key_id(ids["eras"])
+    assert erased_key.encode() in _database_bytes(components.settings) or store == "sqlite"  # as in the backup
     receipt = erase_document(components, Actor.system("default", "dpo"), ids["eras"])
     assert receipt.keys_destroyed == 1
 
-    target = _settings(tmp_path, "restored")
+    target = _settings(tmp_path, "restored", databases(store, migrated=False))
     report = restore(target, archive, backup_key(target))
     assert report.documents_erased == [ids["eras"]] and report.erasures_reapplied == 1
 
     assert hits(target.data_dir, CANARY.encode()) == []
+    dumped = _database_bytes(target)
+    assert CANARY.encode() not in dumped and erased_key.encode() not in dumped  # the key is gone from the database
     restored = build_components(target, embedder=embedder, parser=parser)
     try:
+        with Session(restored.engine) as session:
+            assert session.get(Document, ids["eras"]) is None and session.get(Document, ids["keep"]) is not None
+            assert session.get(DataKey, erased_key) is None
+            assert session.get(DataKey, document_key_id(ids["keep"])) is not None
         found = _search(restored, f"patient {CANARY} admitted fractured wrist")
         assert ids["eras"] not in {doc for doc, _ in found} and found  # the kept document still answers
         assert restored.index.count(AccessFilter(tenant="default", document_ids=(ids["eras"],))) == 0
