@@ -288,7 +288,10 @@ def test_cli_backs_up_a_stopped_site_verifies_refuses_tampering_and_restores(  #
     assert (tmp_path / "restored" / "enclave.db").exists() and ids
 
 
-def test_backups_taken_during_ingest_restore_no_chunk_without_its_rows(site, tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
+@ON_BOTH
+def test_backups_taken_during_ingest_restore_no_chunk_without_its_rows(  # type: ignore[no-untyped-def]
+    site, store: str, databases: Databases, tmp_path: Path, embedder, parser
+) -> None:
     import threading
 
     from sqlmodel import Session, func, select
@@ -319,7 +322,7 @@ def test_backups_taken_during_ingest_restore_no_chunk_without_its_rows(site, tmp
         writer.join()
     documents = []
     for n, archive in enumerate(archives):
-        target = _settings(tmp_path, f"restored-{n}")
+        target = _settings(tmp_path, f"restored-{n}", databases(store, migrated=False))
         restore(target, archive, backup_key(target))
         restored = build_components(target, embedder=embedder, parser=parser)
         try:
