@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import delete
+from sqlmodel import col, select
 
 from ingest.audit.anchor import Anchorer, AnchorLog
 from ingest.audit.chain import link_mac
@@ -71,10 +73,12 @@ def _resign_without(data_dir: Path, removed: int) -> None:
     key = attacker.keyring.audit_key()
     _sql(data_dir, f"DELETE FROM auditrecord WHERE seq = {removed}")
     with session_scope(attacker.audit._engine) as session:  # noqa: SLF001 - the attacker's own connection
-        rows = list(session.query(AuditRecord).filter(AuditRecord.seq > removed).order_by(AuditRecord.seq))
+        rows = list(
+            session.exec(select(AuditRecord).where(col(AuditRecord.seq) > removed).order_by(col(AuditRecord.seq)))
+        )
         prev = session.get(AuditRecord, removed - 1)
         prev_hash = prev.hash if prev else "0" * 64
-        session.query(AuditRecord).filter(AuditRecord.seq > removed).delete()
+        session.execute(delete(AuditRecord).where(col(AuditRecord.seq) > removed))
         session.flush()
         for row in rows:
             row = AuditRecord(**(row.model_dump() | {"seq": row.seq - 1, "prev_hash": prev_hash, "hash": ""}))
