@@ -72,13 +72,14 @@ def _acl(raw: str | None) -> dict[str, list[str]]:
     return {"groups": acl.get("groups", []), "users": acl.get("users", [])}
 
 
-def _labels_of(document: Document) -> dict[str, Any]:
-    """The policy's ``resource`` for a stored document: what decides who may write or delete it."""
+def _labels_of(document: Document | docs.Upload) -> dict[str, Any]:
+    """The policy's ``resource``: what decides who may write or delete a stored document, or an upload."""
+    metadata = document.metadata if isinstance(document, docs.Upload) else document.metadata_dict
     return {
         "collection": document.collection,
         "acl": document.acl,
         "classification": document.classification,
-        "metadata": document.metadata_dict,
+        "metadata": metadata,
     }
 
 
@@ -126,17 +127,7 @@ async def upload_document(
             metadata=meta,
             actor=audit.actor,
         )
-        access.authorize(
-            principal,
-            "ingest",
-            ("contributor",),
-            {
-                "collection": upload.collection,
-                "acl": upload.acl,
-                "classification": upload.classification,
-                "metadata": upload.metadata,
-            },
-        )
+        access.authorize(principal, "ingest", ("contributor",), _labels_of(upload))
         submission = await run_in_threadpool(docs.submit, state.components, upload)
     if state.worker is not None and submission.job is not None:
         state.worker.notify()
@@ -193,17 +184,7 @@ async def upload_version(
             metadata=meta,
             actor=audit.actor,
         )
-        access.authorize(
-            principal,
-            "ingest",
-            ("contributor",),
-            {
-                "collection": upload.collection,
-                "acl": upload.acl,
-                "classification": upload.classification,
-                "metadata": upload.metadata,
-            },
-        )
+        access.authorize(principal, "ingest", ("contributor",), _labels_of(upload))
         submission = await run_in_threadpool(submit_version, state.components, document_id, upload)
     if state.worker is not None and submission.job is not None:
         state.worker.notify()
