@@ -80,7 +80,16 @@ def new_key(path: Path) -> None:
     out.print(f"created {path}; set ENCLAVE_BACKUP__KEY_FILE={path}")
 
 
-def restore(src: Annotated[Path, typer.Argument(help="archive written by enclave backup")]) -> None:
+def restore(
+    src: Annotated[Path, typer.Argument(help="archive written by enclave backup")],
+    accept_audit_gap: Annotated[
+        bool,
+        typer.Option(
+            "--accept-audit-gap",
+            help="restore a backup older than the newest audit anchor; the lost record range is recorded and anchored",
+        ),
+    ] = False,
+) -> None:
     """Restore an archive into an empty data directory, re-apply the erasure ledger, and audit the restore.
 
     The master key file is not in the archive: put the site's key at ENCLAVE_COMPLIANCE__MASTER_KEY_FILE first.
@@ -90,7 +99,13 @@ def restore(src: Annotated[Path, typer.Argument(help="archive written by enclave
 
     def run() -> None:
         settings = get_settings()
-        report = run_restore(settings, src, backup_key(settings))
+        report = run_restore(settings, src, backup_key(settings), accept_audit_gap=accept_audit_gap)
+        if report.audit_gap is not None:
+            gap = report.audit_gap
+            out.print(
+                f"audit records {gap['restored_head_seq'] + 1}-{gap['anchored_seq']} (anchored {gap['anchored_time']}) "
+                "are not in this backup: the restore record states the gap and a signed rebase anchor was appended"
+            )
         out.print(
             f"restored {report.documents} documents and {report.index_points} index points (backup of "
             f"{report.created_at}) in {report.seconds:.1f} s; re-applied {report.erasures_reapplied} erasure(s) "

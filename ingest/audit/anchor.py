@@ -12,6 +12,11 @@ The service anchors at start, every ``anchor_interval_s`` when the head moved, a
 ``anchor_every_records`` records were appended, and at shutdown; it never anchors a chain that does
 not extend the previous anchor (it logs ``audit.anchor_refused`` instead), so an anchor of the
 tampered chain can never hide the tampering.
+
+The one way to start a new history is ``enclave restore --accept-audit-gap`` of a backup older than the
+newest anchor: it appends a *rebase* anchor naming the anchor it gives up (``rebased_from``), the
+``backup.restored`` record names the lost range, and verification holds the chain against the anchors
+from the rebase on. The older anchors stay in the file as evidence.
 """
 
 from __future__ import annotations
@@ -112,15 +117,28 @@ class AnchorLog:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def append(self, head: Head, reason: str) -> dict[str, Any]:
+    def append(self, head: Head, reason: str, *, rebased_from: Head | None = None) -> dict[str, Any]:
         """Sign ``head`` and append it as one line (one ``write`` of an ``O_APPEND`` descriptor, then fsync).
+
+        ``rebased_from``: the anchor this one replaces, when an older backup was restored (``enclave restore
+        --accept-audit-gap``). Such a line starts a new history: verification holds the chain against it and the
+        anchors after it, not against the higher anchors of the history the restore gave up (which stay in
+        the file as evidence, and whose range the restore record names).
 
         :raises AnchorUnavailable: the key cannot be read or created, or the file cannot be written.
         """
         key = self._key(create=True)
         if key is None:
             raise AnchorUnavailable(self._missing_key())
-        body = {"format": FORMAT, "head_seq": head.seq, "head_hash": head.hash, "time": head.time, "reason": reason}
+        body: dict[str, Any] = {
+            "format": FORMAT,
+            "head_seq": head.seq,
+            "head_hash": head.hash,
+            "time": head.time,
+            "reason": reason,
+        }
+        if rebased_from is not None:
+            body["rebased_from"] = {"seq": rebased_from.seq, "hash": rebased_from.hash, "time": rebased_from.time}
         line = body | {"signature": self._signature(key, body)}
         data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
         try:
@@ -136,7 +154,7 @@ class AnchorLog:
 
     # -- reading --------------------------------------------------------------------------------
     def read(self) -> AnchorReading:
-        """Every line authenticated; the highest anchor, or the first line that is not a genuine anchor."""
+        """Every line authenticated; the highest anchor since the last rebase, or the first line that is not genuine."""
         key = self._key(create=False)
         if key is None:
             return AnchorReading(None, self._missing_key() if self._has_lines() else None)
@@ -144,10 +162,11 @@ class AnchorLog:
         try:
             with self.path.open(encoding="utf-8") as handle:
                 for number, line in enumerate(handle, 1):
-                    head = self._parse(key, line)
-                    if head is None:
+                    parsed = self._parse_line(key, line)
+                    if parsed is None:
                         return AnchorReading(latest, self._forged(number))
-                    if latest is None or head.seq >= latest.seq:
+                    head, rebase = parsed
+                    if rebase or latest is None or head.seq >= latest.seq:
                         latest = head
         except FileNotFoundError:
             return AnchorReading(None)
@@ -171,13 +190,20 @@ class AnchorLog:
         return AnchorReading(head) if head is not None else AnchorReading(None, self._forged(None))
 
     def _parse(self, key: bytes, line: str) -> Head | None:
+        parsed = self._parse_line(key, line)
+        return parsed[0] if parsed is not None else None
+
+    def _parse_line(self, key: bytes, line: str) -> tuple[Head, bool] | None:
+        """The anchored head and whether the line is a rebase; None for a line that is not a genuine anchor."""
         try:
             found = json.loads(line)
             body = {k: v for k, v in found.items() if k != "signature"}
             genuine = body.get("format") == FORMAT and hmac.compare_digest(
                 self._signature(key, body), str(found.get("signature", ""))
             )
-            return Head(int(body["head_seq"]), str(body["head_hash"]), str(body["time"])) if genuine else None
+            if not genuine:
+                return None
+            return Head(int(body["head_seq"]), str(body["head_hash"]), str(body["time"])), "rebased_from" in body
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 

@@ -27,6 +27,7 @@ from sqlmodel import SQLModel
 
 from ingest.config import Settings
 from ingest.errors import ConfigurationError, EnclaveError
+from ingest.store.compliance_models import AuditRecord
 from ingest.store.db import make_engine, postgres_driver_url
 from ingest.store.models import Document
 
@@ -44,6 +45,7 @@ class PostgresToolFailed(EnclaveError):
 class Snapshot:
     name: str
     documents: int
+    audit_head: tuple[int, str] | None = None  # (seq, hash) of the newest audit record in the snapshot
 
 
 def is_postgres(url: str) -> bool:
@@ -60,7 +62,10 @@ def exported_snapshot(url: str) -> Iterator[Snapshot]:
             with connection.begin():
                 name = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
                 documents = connection.exec_driver_sql(f"SELECT count(*) FROM {Document.__tablename__}").scalar_one()
-                yield Snapshot(name, int(documents))
+                head = connection.exec_driver_sql(
+                    f"SELECT seq, hash FROM {AuditRecord.__tablename__} ORDER BY seq DESC LIMIT 1"
+                ).first()
+                yield Snapshot(name, int(documents), (int(head[0]), str(head[1])) if head else None)
     finally:
         engine.dispose()
 

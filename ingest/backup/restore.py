@@ -6,7 +6,9 @@ kind); PostgreSQL: ``pg_restore`` into the empty database, in one transaction; m
 place; check that the site's
 master key (never in the archive) unwraps the restored keys; bring the schema to this build;
 re-apply the erasure ledger (rows, keys, index points, originals) and remove index points whose
-document has no row; vacuum; append ``backup.restored`` to the audit chain.
+document has no row; vacuum; append ``backup.restored`` to the audit chain and anchor it. A backup
+older than the newest audit anchor is refused before anything moves, unless the operator accepts the
+gap: then the record names it and the anchor is a rebase.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from ingest.audit.anchor import anchor_log
+from ingest.audit.anchor import AnchorLog, anchor_log
+from ingest.audit.chain import Head
 from ingest.audit.trail import Actor, AuditEvent, AuditTrail
 from ingest.backup.archive import BackupKey, read_archive
 from ingest.backup.ledger import LedgerEntry, erasure_ledger
@@ -57,6 +60,10 @@ class RestoreReport:
     orphan_points_removed: int = 0
     audit_seq: int | None = None
     seconds: float = 0.0
+    # the backup ends before the newest audit anchor (restored with accept_audit_gap): what was given up
+    audit_gap: dict[str, Any] | None = None
+    # the restored chain does not extend the newest anchor although it reaches it (another history)
+    audit_problem: str | None = None
 
 
 def verify_archive(src: Path, key: BackupKey) -> dict[str, Any]:
@@ -64,11 +71,25 @@ def verify_archive(src: Path, key: BackupKey) -> dict[str, Any]:
     return read_archive(src, key)
 
 
-def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "enclave-restore") -> RestoreReport:
+def restore(
+    settings: Settings,
+    src: Path,
+    key: BackupKey,
+    *,
+    actor: str = "enclave-restore",
+    accept_audit_gap: bool = False,
+) -> RestoreReport:
     """Restore ``src`` into the (empty) data directory of ``settings``.
 
+    With audit anchoring configured, the archive's audit head (in its manifest) is held against the newest
+    anchor before anything is moved into place: a backup older than the anchor would silently drop the
+    audit records after it, so it is refused unless ``accept_audit_gap``; then the ``backup.restored``
+    record names the lost range and a signed rebase anchor is appended (README "Backup and restore").
+
     :raises BackupRefused: the data directory (or the PostgreSQL database) already holds a site, the
-        ledger is not configured, the master key file is missing, or the archive is of the other store kind.
+        ledger is not configured, the master key file is missing, the archive is of the other store kind,
+        the backup is older than the newest audit anchor (without ``accept_audit_gap``), or the anchor file
+        is forged.
     :raises PostgresToolFailed: pg_restore failed (the database is left empty).
     :raises ArchiveInvalid: the archive is altered, truncated or does not match its manifest
         (then nothing was written to the data directory).
@@ -83,7 +104,9 @@ def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "encl
             f"the master key file {settings.master_key_file} is missing; it is not in the archive: put the site's "
             "master key there first (or set ENCLAVE_COMPLIANCE__MASTER_KEY_FILE to where it is)"
         )
-    manifest = _unpack(settings, src, key)
+    anchors = anchor_log(settings)
+    gaps: list[dict[str, Any]] = []
+    manifest = _unpack(settings, src, key, lambda found: gaps.extend(_audit_gap(anchors, found, accept_audit_gap)))
     engine = make_engine(settings.resolved_database_url)
     try:
         keyring = KeyRing(engine, LocalKeyFile(settings.master_key_file))
@@ -95,26 +118,86 @@ def restore(settings: Settings, src: Path, key: BackupKey, *, actor: str = "encl
             int(manifest.get("index", {}).get("points", 0)),
         )
         _reapply(settings, engine, keyring, manifest, report)
-        trail = AuditTrail(engine, keyring, anchor_log(settings))
+        trail = AuditTrail(engine, keyring, anchors)
+        report.audit_gap = gaps[0] if gaps else None
+        anchored = anchors.read().latest if anchors is not None and report.audit_gap is None else None
+        if anchored is not None:  # the archive reaches the anchor: the anchored record must be in it, unchanged
+            report.audit_problem = trail.extension_problem(anchored)
+        detail: dict[str, Any] = {
+            "backup_created_at": report.created_at,
+            "documents": report.documents,
+            "erasures_reapplied": report.erasures_reapplied,
+            "documents_erased": len(report.documents_erased),
+            "orphan_points_removed": report.orphan_points_removed,
+        }
+        if report.audit_gap is not None:
+            detail["audit_gap"] = report.audit_gap
+        if report.audit_problem is not None:
+            detail["audit_problem"] = report.audit_problem[:512]
         record = trail.record(
             AuditEvent(
                 Actor.system(settings.default_tenant, actor),
                 "backup.restored",
                 document_ids=report.documents_erased,
-                detail={
-                    "backup_created_at": report.created_at,
-                    "documents": report.documents,
-                    "erasures_reapplied": report.erasures_reapplied,
-                    "documents_erased": len(report.documents_erased),
-                    "orphan_points_removed": report.orphan_points_removed,
-                },
+                detail=detail,
             )
         )
         report.audit_seq = record.seq
+        if anchors is not None and report.audit_problem is None:
+            _anchor_restore(anchors, trail, report.audit_gap)
     finally:
         engine.dispose()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _audit_gap(anchors: AnchorLog | None, manifest: dict[str, Any], accept: bool) -> list[dict[str, Any]]:
+    """The audit records this archive lacks that the newest anchor vouches for (empty: none, or not knowable yet).
+
+    :raises BackupRefused: there is a gap and ``accept`` is false, or the anchor file is not genuine.
+    """
+    if anchors is None:
+        return []
+    reading = anchors.read()
+    if reading.problem is not None:
+        raise BackupRefused(f"the audit anchors cannot be trusted, so this restore is not checked: {reading.problem}")
+    latest, audit = reading.latest, manifest.get("audit")
+    if latest is None or not latest.seq or not isinstance(audit, dict):
+        return []  # nothing anchored yet, or an archive without its audit head: checked after the restore
+    head_seq, head_hash = int(audit["head_seq"]), str(audit["head_hash"])
+    if head_seq > latest.seq or (head_seq == latest.seq and head_hash == latest.hash):
+        return []  # the archive reaches the anchor; that the anchored record is in it is checked after the restore
+    gap = {
+        "restored_head_seq": head_seq,
+        "restored_head_hash": head_hash,
+        "anchored_seq": latest.seq,
+        "anchored_hash": latest.hash,
+        "anchored_time": latest.time,
+    }
+    if not accept:
+        lost = (
+            f"audit records {head_seq + 1}-{latest.seq}"
+            if head_seq < latest.seq
+            else f"audit record {latest.seq} as anchored (the archive holds another one)"
+        )
+        raise BackupRefused(
+            f"this backup ends at audit record {head_seq}, but the audit anchor of {latest.time} vouches for "
+            f"record {latest.seq}: restoring it gives up {lost}. Restore a newer backup if you have one; if not, "
+            "rerun with --accept-audit-gap: the restore record will name the lost range and a signed rebase "
+            "anchor will be appended to the anchor file (its older anchors stay there as evidence)"
+        )
+    return [gap]
+
+
+def _anchor_restore(anchors: AnchorLog, trail: AuditTrail, gap: dict[str, Any] | None) -> None:
+    """Anchor the chain as restored; after an accepted gap, as a rebase that names the anchor it gives up."""
+    with anchors.locked():
+        given_up = (
+            Head(int(gap["anchored_seq"]), str(gap["anchored_hash"]), str(gap["anchored_time"]))
+            if gap is not None
+            else None
+        )
+        anchors.append(trail.head(), "restore", rebased_from=given_up)
 
 
 def _bring_schema_current(engine: Engine) -> None:
@@ -171,7 +254,7 @@ def _holds_data(path: Path) -> bool:
     return path.exists()
 
 
-def _unpack(settings: Settings, src: Path, key: BackupKey) -> dict[str, Any]:
+def _unpack(settings: Settings, src: Path, key: BackupKey, check: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     staging = settings.data_dir / ".restoring"
     shutil.rmtree(staging, ignore_errors=True)
@@ -179,6 +262,7 @@ def _unpack(settings: Settings, src: Path, key: BackupKey) -> dict[str, Any]:
     try:
         manifest = read_archive(src, key, lambda name, chunks: _write_member(staging, name, chunks))
         _refuse_other_kind(settings, manifest)
+        check(manifest)  # before anything is moved into place
         if database_kind(settings) == "postgresql":  # first: if it fails, nothing was moved into the data directory
             restore_dump(settings, staging / PG_MEMBER)
         _move_into_place(settings, staging)

@@ -30,7 +30,7 @@ from ingest.backup.ledger import erasure_ledger
 from ingest.backup.postgres_dump import PG_MEMBER, Snapshot, dump, exported_snapshot, is_postgres
 from ingest.config import Settings
 from ingest.errors import ConfigurationError, EnclaveError
-from ingest.store.compliance_models import iso_time
+from ingest.store.compliance_models import AuditRecord, iso_time
 
 if TYPE_CHECKING:
     from ingest.index.port import VectorIndex
@@ -68,6 +68,7 @@ class _Cut:
     blob_dir: Path
     index_points: int
     dim: int | None
+    audit_head: tuple[int, str] | None  # the newest audit record in the cut: (seq, hash)
 
 
 def check_backup_possible(settings: Settings) -> None:
@@ -116,6 +117,8 @@ def take_backup(settings: Settings, dest: Path, key: BackupKey, index: VectorInd
             "database": database_kind(settings),
             "index": {"backend": "edge", "dim": cut.dim, "points": cut.index_points},
             "documents": cut.documents,
+            # held against the newest audit anchor on restore: an older backup loses the records after it
+            "audit": {"head_seq": cut.audit_head[0], "head_hash": cut.audit_head[1]} if cut.audit_head else None,
             "pause_ms": round(pause * 1000, 1),
         }
         archive, plain, members = _write_archive(dest, key, cut, manifest)
@@ -161,9 +164,10 @@ def _cut(settings: Settings, staging: Path, held: Any, snapshot_open: ExitStack)
     snapshot: Snapshot | None = None
     if database_kind(settings) == "postgresql":
         snapshot = snapshot_open.enter_context(exported_snapshot(settings.resolved_database_url))
-        database, documents = staging / "enclave.pgdump", snapshot.documents
+        database, documents, audit_head = staging / "enclave.pgdump", snapshot.documents, snapshot.audit_head
     else:
-        database, documents = sqlite_snapshot(Path(settings.resolved_database_url.removeprefix("sqlite:///")))
+        path = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+        database, documents, audit_head = sqlite_snapshot(path)
     points, dim, index_copy = 0, None, None
     if held is not None:
         shard = getattr(held, "shard", held)  # a QdrantEdgeIndex, or the bare shard the CLI opened
@@ -173,7 +177,7 @@ def _cut(settings: Settings, staging: Path, held: Any, snapshot_open: ExitStack)
         shutil.copytree(settings.index_dir, index_copy)
     blobs = staging / "blobs"
     _link_tree(settings.blob_dir, blobs)
-    return _Cut(database, documents, snapshot, index_copy, blobs, points, dim)
+    return _Cut(database, documents, snapshot, index_copy, blobs, points, dim, audit_head)
 
 
 def _index_shape(shard: Any) -> tuple[int, int | None]:
@@ -184,9 +188,9 @@ def _index_shape(shard: Any) -> tuple[int, int | None]:
     return int(shard.count(qe.CountRequest(exact=True))), source_dimension(shard)
 
 
-def sqlite_snapshot(path: Path) -> tuple[bytes, int]:
+def sqlite_snapshot(path: Path) -> tuple[bytes, int, tuple[int, str] | None]:
     """A transactionally consistent copy of a live SQLite database (WAL included), via the online backup API,
-    and the number of documents in it."""
+    the number of documents in it and its newest audit record (seq, hash)."""
     from ingest.store.models import Document
 
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -194,7 +198,8 @@ def sqlite_snapshot(path: Path) -> tuple[bytes, int]:
     try:
         source.backup(target)
         documents = int(target.execute(f"SELECT count(*) FROM {Document.__tablename__}").fetchone()[0])
-        return target.serialize(), documents
+        head = target.execute(f"SELECT seq, hash FROM {AuditRecord.__tablename__} ORDER BY seq DESC LIMIT 1").fetchone()
+        return target.serialize(), documents, (int(head[0]), str(head[1])) if head else None
     finally:
         target.close()
         source.close()
