@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 
+def blob_key(document_id: str, version: int) -> str:
+    """Version 1 lives under the document id; a newer version under ``<id>.v<n>`` until it is ready."""
+    return document_id if version <= 1 else f"{document_id}.v{version}"
+
+
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically (readers never see half a file)."""

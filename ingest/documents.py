@@ -1,9 +1,12 @@
-"""Documents: submit an upload, process its job, delete it — nothing half-written.
+"""Documents: submit an upload, read, list and delete documents, and the texts their chunks are embedded with.
 
-Order of writes on processing: chunks are upserted into the index under the document's new
-version, then the relational rows are committed, then older versions are removed from the index.
-A reader therefore sees the old version or the new one, never neither; a failure before the
-commit removes whatever this attempt upserted.
+:func:`submit` writes the encrypted original, the document row, its job, its key and the
+``ingest.requested`` audit record in one transaction (the original and the key are removed again if
+it fails). The job is processed by :mod:`ingest.pipeline`: nothing reaches the index until the new
+version is complete, then its chunks replace the old version's in one step readers cannot split
+(:mod:`ingest.index.swap`), and only then are the chunk rows and the document row committed. A reader
+sees the old version or the new one, never neither and never both; a job that fails before the swap
+leaves the index as it was, and one that dies after it is requeued and redoes both steps.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -24,11 +26,10 @@ from ingest.audit.trail import Actor, AuditEvent
 from ingest.chunking import TokenChunker
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, EmptyDocument, InvalidRequest, NotFound
-from ingest.jobs import claim_next
 from ingest.parsing.port import ParsedDocument
 from ingest.runtime import Components
 from ingest.store.db import session_scope
-from ingest.store.models import Document, DocumentStatus, Job, JobStatus, utcnow
+from ingest.store.models import Document, DocumentStatus, Job, JobStatus
 
 log = logging.getLogger(__name__)
 CHUNK_NAMESPACE = uuid.UUID("5b0c1f4e-7d1a-4f0e-9a51-6c2f3e8d9a10")
@@ -89,7 +90,7 @@ def submit(components: Components, upload: Upload) -> Submission:
     :raises DocumentTooLarge: over ``max_upload_bytes``.
     :raises EmptyDocument: zero bytes.
     """
-    _check_upload(components, upload)
+    check_upload(components, upload)
     digest = content_hash(upload.data)
     title = titles.redacted(components.compliance, upload.title or _name(upload), upload.tenant, upload.classification)
     document = _new_document(upload, digest)
@@ -99,7 +100,7 @@ def submit(components: Components, upload: Upload) -> Submission:
         with components.compliance.audit.transaction() as tx:  # document, job, key and audit record commit together
             existing = _find_duplicate(tx.session, upload, digest)
             if existing is not None:
-                tx.append(_ingest_event(upload, existing, "duplicate"))
+                tx.append(ingest_event(upload, existing, "duplicate"))
                 return Submission(existing, None, duplicate=True)
             key = keyring.create_document_key(upload.tenant, document.id, tx.session)
             document.title = titles.seal(key, document.id, title)
@@ -108,7 +109,7 @@ def submit(components: Components, upload: Upload) -> Submission:
             tx.session.add(document)
             tx.session.flush()
             tx.session.add(job)
-            tx.append(_ingest_event(upload, document, "accepted"))
+            tx.append(ingest_event(upload, document, "accepted"))
     except BaseException:
         keyring.forget_document_key(document.id)
         components.blobs.delete(document.id)
@@ -116,7 +117,7 @@ def submit(components: Components, upload: Upload) -> Submission:
     return Submission(document, job, duplicate=False)
 
 
-def _ingest_event(upload: Upload, document: Document, outcome: str) -> AuditEvent:
+def ingest_event(upload: Upload, document: Document, outcome: str) -> AuditEvent:
     actor = upload.actor or Actor.system(upload.tenant, "local")
     return AuditEvent(
         actor,
@@ -127,7 +128,7 @@ def _ingest_event(upload: Upload, document: Document, outcome: str) -> AuditEven
     )
 
 
-def _check_upload(components: Components, upload: Upload) -> None:
+def check_upload(components: Components, upload: Upload) -> None:
     limit = components.settings.max_upload_bytes
     if len(upload.data) > limit:
         raise DocumentTooLarge(
@@ -150,7 +151,7 @@ def _find_duplicate(session: Session, upload: Upload, digest: str) -> Document |
             Document.collection == upload.collection,
             Document.content_hash == digest,
             Document.classification == upload.classification,
-            Document.acl_json == _acl_json(upload.acl),
+            Document.acl_json == acl_json(upload.acl),
             col(Document.status) != DocumentStatus.failed,
         )
     ).first()
@@ -170,37 +171,14 @@ def _new_document(upload: Upload, digest: str) -> Document:
         content_hash=digest,
         size_bytes=len(upload.data),
         classification=upload.classification,
-        acl_json=_acl_json(upload.acl),
+        acl_json=acl_json(upload.acl),
         metadata_json=json.dumps(upload.metadata),
         parent_id=upload.parent_id,
     )
 
 
-def _acl_json(acl: dict[str, list[str]]) -> str:
+def acl_json(acl: dict[str, list[str]]) -> str:
     return json.dumps({"groups": sorted(set(acl.get("groups", []))), "users": sorted(set(acl.get("users", [])))})
-
-
-def process_next(components: Components, worker: str) -> Job | None:
-    """Claim and process one job; returns it (reloaded) or None when the queue is empty."""
-    job = claim_next(components.engine, worker)
-    if job is None:
-        return None
-    process_job(components, job)
-    with session_scope(components.engine) as session:
-        return session.get(Job, job.id)
-
-
-def process_job(components: Components, job: Job, on_progress: Callable[[int, int], None] | None = None) -> None:
-    """Run one claimed job to done or failed (with retry for transient errors); see :mod:`ingest.pipeline`."""
-    from ingest.pipeline import run_job  # the pipeline builds on this module
-
-    run_job(components, job, on_progress)
-
-
-def _set_status(document_id: str, status: DocumentStatus, **values: Any) -> Any:
-    from sqlalchemy import update
-
-    return update(Document).where(col(Document.id) == document_id).values(status=status, updated_at=utcnow(), **values)
 
 
 def context_header(components: Components, title: str, parsed: ParsedDocument) -> str:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from ingest.audit.trail import Actor, AuditEvent
 from ingest.backup.ledger import LedgerEntry, erasure_ledger
+from ingest.blobs import blob_key
 from ingest.errors import NotFound
 from ingest.index.port import AccessFilter
 from ingest.store.compliance_models import iso_time
@@ -170,8 +171,6 @@ def _record_in_ledger(components: Components, receipt: ErasureReceipt) -> None:
 
 def _remove_rows(session: Session, components: Components, document: Document, index_points: int) -> ErasedDocument:
     chunks = session.exec(select(func.count()).select_from(Chunk).where(Chunk.document_id == document.id)).one()
-    from ingest.versions import blob_key  # late: versions imports documents, which imports this module
-
     jobs = list(session.exec(select(Job.version).where(Job.document_id == document.id)).all())
     versions = set(jobs) | {document.version}
     session.execute(delete(Chunk).where(col(Chunk.document_id) == document.id))

@@ -16,12 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, delete
 
 from ingest import telemetry, titles, webhooks
+from ingest.blobs import blob_key
 from ingest.chunking import ChunkSpan
-from ingest.documents import EMBED_BATCH, Upload, _set_status, chunk_id, context_header, embedding_text, submit
+from ingest.documents import EMBED_BATCH, Upload, chunk_id, context_header, embedding_text, submit
 from ingest.errors import EmptyDocument, EnclaveError
 from ingest.index.port import ChunkRecord, SparseVector
 from ingest.index.swap import swap_version
@@ -29,8 +32,8 @@ from ingest.jobs import fail, finish, heartbeat
 from ingest.parsing.port import Attachment, ParsedDocument
 from ingest.runtime import Components
 from ingest.store.db import session_scope
-from ingest.store.models import Chunk, Document, DocumentStatus, Job
-from ingest.versions import blob_key, live_version, ocr_flags, target_of
+from ingest.store.models import Chunk, Document, DocumentStatus, Job, utcnow
+from ingest.versions import live_version, ocr_flags, target_of
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -282,3 +285,8 @@ def _record_failure(components: Components, job: Job, document: Document, messag
             session.execute(_set_status(current.id, DocumentStatus.failed, error=message, error_code=code))
     if job.version > 1:
         components.blobs.delete(blob_key(document.id, job.version))
+
+
+def _set_status(document_id: str, status: DocumentStatus, **values: Any) -> Any:
+    """An UPDATE of the document's row: its status, ``updated_at`` and the given columns."""
+    return update(Document).where(col(Document.id) == document_id).values(status=status, updated_at=utcnow(), **values)

@@ -19,8 +19,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from ingest import titles
+from ingest.blobs import blob_key
 from ingest.chunking import ChunkSpan
-from ingest.documents import Submission, Upload, _acl_json, _check_upload, _ingest_event, content_hash
+from ingest.documents import Submission, Upload, acl_json, check_upload, content_hash, ingest_event
 from ingest.errors import Conflict, NotFound
 from ingest.parsing.port import ParsedDocument
 from ingest.runtime import Components
@@ -46,11 +47,6 @@ class PendingUpload:
     @classmethod
     def from_json(cls, raw: str) -> PendingUpload:
         return cls(**json.loads(raw))
-
-
-def blob_key(document_id: str, version: int) -> str:
-    """Version 1 lives under the document id; a newer version under ``<id>.v<n>`` until it is ready."""
-    return document_id if version <= 1 else f"{document_id}.v{version}"
 
 
 def target_of(document: Document, job: Job) -> Document:
@@ -102,14 +98,14 @@ def submit_version(components: Components, document_id: str, upload: Upload) -> 
     :raises Conflict: a version of it is still queued or being ingested.
     :raises DocumentTooLarge: / :raises EmptyDocument: as for a new upload.
     """
-    _check_upload(components, upload)
+    check_upload(components, upload)
     digest = content_hash(upload.data)
     name = PurePath(upload.filename).name or "upload"
     title = titles.redacted(components.compliance, upload.title or name, upload.tenant, upload.classification)
     with components.compliance.audit.transaction() as tx:
         document = _current(tx.session, upload.tenant, document_id)
         if digest == document.content_hash and document.status != DocumentStatus.failed:
-            tx.append(_ingest_event(upload, document, "duplicate"))
+            tx.append(ingest_event(upload, document, "duplicate"))
             return Submission(document, None, duplicate=True)
         version = document.version + (1 if document.chunk_count > 0 else 0)  # a never-ready document is redone
         sealed_title = titles.seal(components.compliance.keyring.document_key(document.id), document.id, title)
@@ -123,7 +119,7 @@ def submit_version(components: Components, document_id: str, upload: Upload) -> 
                 max_attempts=components.settings.job_max_attempts,
             )
             tx.session.add(job)
-            tx.append(_ingest_event(upload, document, "new_version"))
+            tx.append(ingest_event(upload, document, "new_version"))
         except BaseException:
             if version > 1:
                 components.blobs.delete(key)
@@ -147,7 +143,7 @@ def _current(session: Session, tenant: str, document_id: str) -> Document:
 
 
 def _pending(upload: Upload, digest: str, sealed_title: str) -> PendingUpload:
-    acl = json.loads(_acl_json(upload.acl))
+    acl = json.loads(acl_json(upload.acl))
     return PendingUpload(
         filename=PurePath(upload.filename).name or "upload",
         title=sealed_title,

@@ -74,7 +74,7 @@ def revision(
     url: Annotated[str | None, typer.Option(help="compare against this database (default: a scratch SQLite)")] = None,
 ) -> None:
     """Developers: write a migration for what the models have and the migrations lack; review and commit it."""
-    from ingest.store.migrate import autogenerate
+    from ingest.store.revisions import autogenerate
 
     path = autogenerate(message, url)
     out.print(f"wrote {path}; review it (renames, data moves and PostgreSQL types are not guessed) and commit it")

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from ingest.store import compliance_models, models  # noqa: F401  (registers the tables)
+from ingest.store.migrate import ensure_schema
 
 
 def make_engine(url: str) -> Engine:
@@ -49,8 +50,6 @@ def create_schema(engine: Engine) -> None:
     :raises SchemaOutOfDate: a PostgreSQL schema that is not at this build's revision
         (the message says to run ``enclave db upgrade``).
     """
-    from ingest.store.migrate import ensure_schema
-
     ensure_schema(engine)
 
 

@@ -1,7 +1,7 @@
 """Schema migrations of the relational store (Alembic, driven from code; no ``alembic.ini``).
 
 The revisions live in ``ingest/store/migrations/versions`` and are generated from the SQLModel
-models (:func:`autogenerate`, i.e. ``enclave db revision -m "…"``). A test upgrades an empty
+models (:func:`ingest.store.revisions.autogenerate`, i.e. ``enclave db revision -m "…"``). A test upgrades an empty
 SQLite and an empty PostgreSQL to head and demands no difference from the models, so a model
 change without its migration fails CI.
 
@@ -12,10 +12,6 @@ service only checks the revision; the operator (or a Helm hook) runs ``enclave d
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from ingest.errors import ServiceUnavailable
-from ingest.store.db import make_engine
+from ingest.store import compliance_models, models  # noqa: F401  (the tables the schema is compared with)
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
@@ -145,29 +141,3 @@ def _is_known(revision: str) -> bool:
     except Exception:  # noqa: BLE001 - alembic raises several types for an unknown id
         return False
     return True
-
-
-def autogenerate(message: str, url: str | None = None) -> Path:
-    """Write a new revision with what the models have and a database at head lacks.
-
-    Without ``url`` the comparison runs against a throwaway SQLite upgraded to head, so a
-    developer needs no server; the generated operations are portable (batch mode on SQLite).
-    """
-    with tempfile.TemporaryDirectory(prefix="enclave-revision-") as scratch:
-        engine = make_engine(url or f"sqlite:///{scratch}/head.db")
-        try:
-            upgrade(engine)
-            with engine.begin() as connection:
-                script = command.revision(alembic_config(connection), message=message, autogenerate=True)
-        finally:
-            engine.dispose()
-    if script is None or isinstance(script, list):
-        raise RuntimeError("alembic did not write exactly one revision")
-    _format(Path(script.path))
-    return Path(script.path)
-
-
-def _format(path: Path) -> None:
-    """Give the generated file the project's formatting (ruff is in the ``test`` extra)."""
-    if importlib.util.find_spec("ruff") is not None:
-        subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=True)

@@ -13,6 +13,7 @@ from ingest import documents as docs
 from ingest.errors import DocumentTooLarge, EmptyDocument, TransientIngestError
 from ingest.index.port import AccessFilter
 from ingest.jobs import claim_next, requeue_stale
+from ingest.pipeline import run_job
 from ingest.runtime import Components
 from ingest.store.db import session_scope
 from ingest.store.models import Chunk, Job, JobStatus, utcnow
@@ -110,7 +111,7 @@ def test_a_job_abandoned_mid_run_is_requeued_and_completes_without_duplicates(co
     sub = docs.submit(components, _upload(_contract()))
     job = claim_next(components.engine, "worker-that-dies")
     assert job is not None
-    docs.process_job(components, job)  # it wrote everything, then "died" before anyone saw it finish
+    run_job(components, job)  # it wrote everything, then "died" before anyone saw it finish
     with session_scope(components.engine) as s:
         s.execute(
             update(Job)

@@ -16,13 +16,14 @@ import pytest
 from sqlmodel import select
 
 from ingest import documents as docs
+from ingest.blobs import blob_key
 from ingest.errors import Conflict, NotFound
 from ingest.index.port import AccessFilter, VectorIndex
 from ingest.index.swap import AtomicSwapIndex
 from ingest.runtime import Components
 from ingest.store.db import session_scope
 from ingest.store.models import Chunk, Document, JobStatus
-from ingest.versions import blob_key, submit_version
+from ingest.versions import submit_version
 from ingest.worker import drain
 from service.retrieval import citation
 from tests.conftest import DOCS
