@@ -17,7 +17,7 @@ from ingest.config import Settings, get_settings
 from service.compliance import routes as compliance
 from service.context import AppState, build_state
 from service.errors import install_error_handlers
-from service.observability import FASTAPI_TELEMETRY, install_observability
+from service.observability.install import FASTAPI_TELEMETRY, install_observability
 from service.openapi import install_openapi
 from service.portal import install_portal, route_options, start_deliverer
 from service.proxies import ForwardedFor

@@ -37,7 +37,8 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def _settings() -> Settings:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    from service.observability import configure_logging, configure_tracing
+    from service.observability.logs import configure_logging
+    from service.observability.tracing import configure_tracing
 
     settings = get_settings()
     configure_logging(settings)
@@ -122,7 +123,8 @@ def ask(
     """Answer a question from the ingested documents and print the citations."""
     from service import remote_cli
     from service.auth import Principal
-    from service.compliance.context import RequestAudit, actor_of
+    from service.auth.actor import actor_of
+    from service.compliance.context import RequestAudit
     from service.context import build_state
     from service.schemas import QueryRequest
 

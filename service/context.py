@@ -14,7 +14,7 @@ from ingest.worker import BackgroundWorker
 from service.answering.answerer import Answerer
 from service.auth.access import AccessControl, build_access
 from service.generation.port import Generator
-from service.observability import instrument
+from service.observability.install import instrument
 from service.rerank.factory import make_reranker
 from service.rerank.port import Reranker
 

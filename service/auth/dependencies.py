@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from ingest.audit.trail import AuditEvent
 from ingest.errors import ServiceUnavailable
 from service.auth.access import AccessControl
+from service.auth.actor import actor_of
 from service.auth.errors import PermissionDenied
 from service.auth.principal import Principal, Role
 from service.policy.port import Decision
@@ -54,9 +56,6 @@ def audit_denial(request: Request, principal: Principal, action: str, decision: 
 
     :raises AuditUnavailable: the trail cannot take it (the caller gets 503, not a silent 403).
     """
-    from ingest.audit.trail import AuditEvent
-    from service.compliance.context import actor_of  # imported late: compliance imports this package
-
     trail = request.app.state.enclave.components.compliance.audit
     trail.record(
         AuditEvent(

@@ -8,7 +8,6 @@ fail, so the trail shows denied and broken requests too, not only successful one
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -18,30 +17,9 @@ from fastapi import Depends, Request
 from ingest.audit.trail import Actor, AuditEvent, AuditUnavailable
 from ingest.errors import EnclaveError
 from ingest.store.compliance_models import AuditRecord
-from service.auth import Principal
+from service.auth.actor import actor_of
 from service.context import AppState
 from service.deps import PrincipalDep, StateDep
-from service.observability.logs import current_request_id, current_server_request_id, new_server_request_id
-
-
-def request_id_of(request: Request) -> str:
-    """The id the observability middleware bound (``X-Request-ID``), else the header, else a new one."""
-    return current_request_id() or request.headers.get("x-request-id") or uuid.uuid4().hex
-
-
-def actor_of(principal: Principal, request: Request | None = None) -> Actor:
-    client = request.client.host if request is not None and request.client else None
-    request_id = request_id_of(request) if request is not None else None
-    server_id = (current_server_request_id() or new_server_request_id()) if request is not None else None
-    return Actor(
-        tenant=principal.tenant,
-        subject=principal.subject,
-        roles=tuple(principal.roles),
-        auth_method=principal.auth_method,
-        request_id=request_id,
-        client=client,
-        server_request_id=server_id,
-    )
 
 
 class RequestAudit:
