@@ -165,6 +165,9 @@ class BackupSettings(BaseModel):
     passphrase: SecretStr | None = None  # stretched with scrypt; the salt travels in the archive header
     erasure_ledger: Path | None = None  # append-only JSON lines of erased ids, re-applied on every restore
     pg_bin_dir: Path | None = None  # pg_dump/pg_restore for a PostgreSQL store; default: the newest found
+    # Where POST /v1/admin/backups writes archives of the running service (outside data_dir); unset: the
+    # route answers 409 and backups are taken with `enclave backup DEST` while the service is stopped.
+    dir: Path | None = None
 
 
 class ApiSettings(BaseModel):
@@ -291,6 +294,11 @@ class Settings(BaseSettings):
                     f"ENCLAVE_AUDIT__{name} lies inside ENCLAVE_DATA_DIR, where whoever can cut the audit chain "
                     "could rewrite it too: put it on a separate (append-only) mount"
                 )
+        if self.backup.dir is not None and inside(self.backup.dir, self.data_dir):
+            raise ValueError(
+                "ENCLAVE_BACKUP__DIR lies inside ENCLAVE_DATA_DIR: a backup there is lost with the disk it "
+                "protects; put it on another disk"
+            )
 
     def _reject_auth_contradictions(self) -> None:
         oidc = self.auth.oidc

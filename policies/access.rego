@@ -84,6 +84,15 @@ acl_users := object.get(object.get(resource, "acl", {}), "users", [])
 
 writes if input.action in {"ingest", "delete"}
 
+# Site-wide operations (a backup holds every tenant) are for the admins of the operator tenants only.
+site_actions := {"backup"}
+
+deny contains msg if {
+	input.action in site_actions
+	not principal.tenant in object.get(data.access, "site_operator_tenants", [])
+	msg := concat("", ["'", input.action, "' is a site operation: only admins of a tenant in site_operator_tenants (policies/access.json) may do it"])
+}
+
 deny contains msg if {
 	input.action == "ingest"
 	not resource.classification in data.access.classifications

@@ -21,7 +21,7 @@ from service.observability.install import FASTAPI_TELEMETRY, install_observabili
 from service.openapi import install_openapi
 from service.portal import install_portal, route_options, start_deliverer
 from service.proxies import ForwardedFor
-from service.routes import chat, documents, health, query, webhooks
+from service.routes import backups, chat, documents, health, query, webhooks
 from service.routes import keys as api_keys
 from service.routes import policy as access_policy
 from service.web import install_web
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         webhooks.router,
         api_keys.router,
         access_policy.router,
+        backups.router,
     ):
         app.include_router(router, **route_options(router))
     install_openapi(app)
