@@ -15,6 +15,9 @@ from typing import Any
 
 from pydantic import StrictBool, field_validator
 
+from ingest.errors import InvalidRequest
+from ingest.store.compliance_models import iso_time
+
 # JSON Schema's ``format: date`` (pydantic alone would also read "0" as 1970-01-01, a Unix time).
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # RFC 3339 ``date-time``, what ``format: date-time`` names: a zone is required, seconds too.
@@ -63,6 +66,19 @@ def date_time(value: str) -> datetime:
         return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
+def audit_time(value: str | None, name: str) -> str | None:
+    """A time bound given as parameter ``name`` (RFC 3339), in the audit trail's stored form; None stays None.
+
+    :raises InvalidRequest: not an RFC 3339 date-time (400, naming the parameter).
+    """
+    if value is None:
+        return None
+    try:
+        return iso_time(date_time(value))
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2024-05-01T00:00:00Z", param=name) from exc
+
+
 JsonBool = StrictBool
 
-__all__ = ["RFC3339", "JsonBool", "date_time", "dates_only", "numbers_only"]
+__all__ = ["RFC3339", "JsonBool", "audit_time", "date_time", "dates_only", "numbers_only"]

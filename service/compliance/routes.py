@@ -13,13 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from ingest.audit.chain import Verification
 from ingest.audit.trail import AuditFilter
 from ingest.erasure import ErasureReceipt, erase_subject, erase_tenant
-from ingest.errors import InvalidRequest
-from ingest.store.compliance_models import AuditRecord, iso_time
+from ingest.store.compliance_models import AuditRecord
 from service.auth import require
 from service.auth.errors import PermissionDenied
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
-from service.jsontypes import date_time, numbers_only
+from service.jsontypes import audit_time, numbers_only
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
 
@@ -114,15 +113,6 @@ ErasureRequest = Annotated[
 ]
 
 
-def _iso(value: str | None, name: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return iso_time(date_time(value))
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2024-05-01T00:00:00Z", param=name) from exc
-
-
 def _time_query(alias: str | None = None) -> Any:
     """An optional RFC 3339 time in the query string (``format: date-time``; never null there)."""
     return Query(
@@ -146,7 +136,9 @@ def search_audit(
 ) -> AuditPage:
     """The caller's tenant's audit records, oldest first (auditor role). Reading the trail is audited too."""
     trail = state.components.compliance.audit
-    flt = AuditFilter(principal.tenant, actor, document, action, _iso(from_, "from"), _iso(to, "to"), limit, offset)
+    flt = AuditFilter(
+        principal.tenant, actor, document, action, audit_time(from_, "from"), audit_time(to, "to"), limit, offset
+    )
     records = trail.search(flt)
     audit.record(
         "audit.read",
