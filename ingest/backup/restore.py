@@ -41,6 +41,7 @@ from ingest.backup.snapshot import (
 )
 from ingest.config import Settings
 from ingest.erasure import checkpoint_wal
+from ingest.index.port import VectorIndex
 from ingest.keys.keyring import KeyRing
 from ingest.keys.local_keyfile import LocalKeyFile
 from ingest.store.compliance_models import DataKey
@@ -298,9 +299,19 @@ def _move_into_place(settings: Settings, staging: Path) -> None:
 def _reapply(
     settings: Settings, engine: Engine, keyring: KeyRing, manifest: dict[str, Any], report: RestoreReport
 ) -> None:
+    erased = _erase_ledger_rows(settings, engine, keyring, report)
+    _purge_originals(settings, erased)
+    dim = manifest.get("index", {}).get("dim")
+    if dim:
+        report.orphan_points_removed = _purge_index(settings, engine, int(dim), erased)
+    _compact(engine, report)
+
+
+def _erase_ledger_rows(settings: Settings, engine: Engine, keyring: KeyRing, report: RestoreReport) -> dict[str, str]:
+    """Delete every ledger entry's rows and keys the store still holds; returns document id -> tenant."""
     ledger = erasure_ledger(settings)
     entries = ledger.entries() if ledger is not None else []
-    erased: dict[str, str] = {}  # document id -> tenant
+    erased: dict[str, str] = {}
     with session_scope(engine) as session:
         if engine.dialect.name == "sqlite":
             session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
@@ -309,13 +320,64 @@ def _reapply(
             report.erasures_reapplied += bool(found) or _tenant_keys_removed(session, entry)
             erased.update(found)
     report.documents_erased = sorted(erased)
-    _purge_originals(settings, erased)
-    dim = manifest.get("index", {}).get("dim")
-    if dim:
-        report.orphan_points_removed = _purge_index(settings, engine, int(dim), erased)
+    return erased
+
+
+def _compact(engine: Engine, report: RestoreReport) -> None:
     checkpoint_wal(engine, vacuum=True)
     if engine.dialect.name == "postgresql" and report.erasures_reapplied:
         _rewrite_tables(engine)
+
+
+def reapply_ledger(settings: Settings, index: VectorIndex, *, actor: str = "enclave-restore") -> RestoreReport:
+    """Re-apply the erasure ledger to a site restored by hand: the Qdrant cluster path (README "Backup and
+    restore"), where the database comes back with ``pg_restore``, the collection from Qdrant snapshots and
+    the originals from a volume copy, none of which knows about erasures made after the backup.
+
+    Through the index port (``index``: the site's index, opened), so any adapter works. Every ledger
+    entry's documents are deleted from the index, whether or not the restored store still held them
+    (the snapshot and the dump need not be of the same instant). Audited as ``backup.ledger_reapplied``.
+
+    :raises BackupRefused: no erasure ledger is configured, or the master key file is missing.
+    :raises KeyUnavailable: the master key does not unwrap the restored keys.
+    """
+    started = time.perf_counter()
+    ledger = erasure_ledger(settings)
+    if ledger is None:
+        raise BackupRefused("set ENCLAVE_BACKUP__ERASURE_LEDGER to the ledger the site wrote its erasures to")
+    if not settings.master_key_file.exists():
+        raise BackupRefused(f"the master key file {settings.master_key_file} is missing: put the site's key there")
+    entries = ledger.entries()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        keyring = KeyRing(engine, LocalKeyFile(settings.master_key_file))
+        keyring.warm_up()
+        _bring_schema_current(engine)
+        with session_scope(engine) as session:
+            documents = len(session.exec(select(Document.id)).all())
+        report = RestoreReport(created_at="", documents=documents, index_points=0)
+        erased = _erase_ledger_rows(settings, engine, keyring, report)
+        _purge_originals(settings, erased)
+        for entry in entries:
+            for document_id in entry.document_ids:
+                index.delete_document(entry.tenant, document_id)
+        for document_id, tenant in erased.items():  # a tenant erasure's documents the restored store still had
+            index.delete_document(tenant, document_id)
+        index.flush()
+        _compact(engine, report)
+        record = AuditTrail(engine, keyring, anchor_log(settings)).record(
+            AuditEvent(
+                Actor.system(settings.default_tenant, actor),
+                "backup.ledger_reapplied",
+                document_ids=report.documents_erased,
+                detail={"erasures_reapplied": report.erasures_reapplied, "ledger_entries": len(entries)},
+            )
+        )
+        report.audit_seq = record.seq
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def _rewrite_tables(engine: Engine) -> None:
