@@ -1,6 +1,6 @@
 """Enclave's ingestion pipeline next to LlamaIndex's, on the same corpus, model and kind of index, in one run.
 
-* Enclave: ``enclave ingest``'s own path (``service.ingest_cli.ingest_files``): submit → parse →
+* Enclave: ``enclave ingest``'s own path (``service.cli.ingesting.ingest_files``): submit → parse →
   chunk (≤ 200 MiniLM tokens) → dense + BM25 vectors → Qdrant Edge upsert → SQLite rows.
 * LlamaIndex: ``SimpleDirectoryReader`` → ``IngestionPipeline([SentenceSplitter(200, 24) with the
   MiniLM tokenizer, HuggingFaceEmbedding(the packaged all-MiniLM-L6-v2, batch 64)])``, then the nodes
@@ -82,7 +82,7 @@ def run_enclave(files: Sequence[Path], work: Path, name: str = "enclave") -> dic
 
     from ingest.config import Settings
     from ingest.runtime import build_components
-    from service.ingest_cli import ingest_files
+    from service.cli.ingesting import ingest_files
 
     components = build_components(Settings(data_dir=work / name))
     components.compliance.redactor.warm_up()  # the PII models load outside the clock, like the embedders

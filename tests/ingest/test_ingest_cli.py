@@ -16,7 +16,7 @@ from rich.progress import Progress
 from typer.testing import CliRunner
 
 from ingest.runtime import Components, build_components
-from service.ingest_cli import ingest_files
+from service.cli.ingesting import ingest_files
 from tests.conftest import DOCS, make_settings
 from tests.ingest.conftest import contract
 

@@ -260,14 +260,14 @@ def test_cli_backs_up_a_stopped_site_verifies_refuses_tampering_and_restores(  #
 ) -> None:
     from typer.testing import CliRunner
 
-    import service.backup_cli
+    import service.cli.backup
     from service.cli import app
 
     components, ids = site
     components.close()  # as with `enclave serve` stopped: the command opens the index itself, exclusively
     archive = tmp_path / "cli.enclave-backup"
     current = {"settings": components.settings}
-    monkeypatch.setattr(service.backup_cli, "get_settings", lambda: current["settings"])
+    monkeypatch.setattr(service.cli.backup, "get_settings", lambda: current["settings"])
     runner = CliRunner()
     env = {"COLUMNS": "400"}
 

@@ -9,6 +9,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ingest.backup.archive import backup_key, write_key_file
+from ingest.backup.restore import restore as run_restore
+from ingest.backup.restore import verify_archive
+from ingest.backup.snapshot import refuse_inside_data_dir, take_backup
 from ingest.config import get_settings
 from ingest.errors import EnclaveError
 
@@ -39,9 +43,6 @@ def backup(
 
 
 def _backup(dest: Path) -> None:
-    from ingest.backup.archive import backup_key
-    from ingest.backup.snapshot import refuse_inside_data_dir, take_backup
-
     settings = get_settings()
     refuse_inside_data_dir(settings, dest)
     report = take_backup(settings, dest, backup_key(settings))
@@ -54,8 +55,6 @@ def _backup(dest: Path) -> None:
 
 def verify(src: Path) -> None:
     """Check every frame and every member's SHA-256 against the manifest, without restoring."""
-    from ingest.backup.archive import backup_key
-    from ingest.backup.restore import verify_archive
 
     def run() -> None:
         manifest = verify_archive(src, backup_key(get_settings()))
@@ -70,8 +69,6 @@ def verify(src: Path) -> None:
 
 def new_key(path: Path) -> None:
     """Create a backup key file (0600). Keep it, and a copy offline, away from the data directory and archives."""
-    from ingest.backup.archive import write_key_file
-
     try:
         write_key_file(path)
     except FileExistsError as exc:
@@ -94,8 +91,6 @@ def restore(
 
     The master key file is not in the archive: put the site's key at ENCLAVE_COMPLIANCE__MASTER_KEY_FILE first.
     """
-    from ingest.backup.archive import backup_key
-    from ingest.backup.restore import restore as run_restore
 
     def run() -> None:
         settings = get_settings()

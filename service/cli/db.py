@@ -9,6 +9,9 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from ingest.config import get_settings
+from ingest.store import migrate
+from ingest.store.db import make_engine
+from ingest.store.revisions import autogenerate
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema: upgrade, inspect, generate migrations.")
 out = Console()
@@ -16,8 +19,6 @@ err = Console(stderr=True)
 
 
 def _engine() -> Engine:
-    from ingest.store.db import make_engine
-
     settings = get_settings()
     settings.ensure_dirs()  # the embedded SQLite lives in the data directory
     return make_engine(settings.resolved_database_url)
@@ -26,8 +27,6 @@ def _engine() -> Engine:
 @db_app.command()
 def upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Migrate the database (ENCLAVE_DATABASE_URL) to this Enclave's schema: before the first start, after upgrades."""
-    from ingest.store import migrate
-
     engine = _engine()
     try:
         before = migrate.current_revision(engine)
@@ -44,8 +43,6 @@ def upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "
 @db_app.command()
 def current() -> None:
     """Print the database's schema revision and the one this Enclave needs; exits 1 when they differ."""
-    from ingest.store import migrate
-
     engine = _engine()
     try:
         now, head = migrate.current_revision(engine), migrate.head_revision()
@@ -58,8 +55,6 @@ def current() -> None:
 @db_app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="target revision, or 'base' to drop every table")]) -> None:
     """Migrate back to an earlier revision (destructive: back up first)."""
-    from ingest.store import migrate
-
     engine = _engine()
     try:
         migrate.downgrade(engine, revision)
@@ -74,7 +69,5 @@ def revision(
     url: Annotated[str | None, typer.Option(help="compare against this database (default: a scratch SQLite)")] = None,
 ) -> None:
     """Developers: write a migration for what the models have and the migrations lack; review and commit it."""
-    from ingest.store.revisions import autogenerate
-
     path = autogenerate(message, url)
     out.print(f"wrote {path}; review it (renames, data moves and PostgreSQL types are not guessed) and commit it")

@@ -9,7 +9,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from ingest.compliance import build_compliance
 from ingest.config import get_settings
+from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy
+from ingest.keys.sealed import SealedIndex
+from ingest.runtime import cluster_config
+from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -40,11 +45,10 @@ def migrate(
 
     Stop `enclave serve` first (the embedded index is opened exclusively). Running it again is safe.
     """
-    from qdrant_client import QdrantClient
+    from qdrant_client import QdrantClient  # lazy: qdrant-client takes 0.8 s to import
 
-    from ingest.index.qdrant_client_index import QdrantClientIndex
-    from ingest.index.qdrant_edge_index import is_legacy
-    from ingest.index.transfer import open_source, source_dimension
+    from ingest.index.qdrant_client_index import QdrantClientIndex  # lazy: qdrant-client
+    from ingest.index.transfer import open_source, source_dimension  # lazy: qdrant-client
 
     if is_legacy(get_settings().index_dir):
         raise typer.BadParameter(
@@ -84,11 +88,7 @@ def upgrade() -> None:
     nothing is re-embedded. `enclave serve` and `enclave ingest` do this by themselves when they open
     an index of the earlier format; this command does it alone (stop `enclave serve` first).
     """
-    from ingest.compliance import build_compliance
-    from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy
-    from ingest.index.transfer import open_source, source_dimension
-    from ingest.keys.sealed import SealedIndex
-    from ingest.store.db import create_schema, make_engine
+    from ingest.index.transfer import open_source, source_dimension  # lazy: imports qdrant-client (0.8 s)
 
     settings = get_settings()
     if not is_legacy(settings.index_dir):
@@ -121,8 +121,6 @@ def _target_config(
     replication_factor: int | None,
     write_consistency: int | None,
 ) -> ClusterConfig:
-    from ingest.runtime import cluster_config
-
     base = cluster_config(get_settings().index, url=url, collection=collection)
     return dataclasses.replace(
         base,
@@ -133,7 +131,7 @@ def _target_config(
 
 
 def _copy(source: qe.EdgeShard, target: QdrantClientIndex, batch: int) -> TransferReport:
-    from ingest.index.transfer import copy_edge_to_cluster
+    from ingest.index.transfer import copy_edge_to_cluster  # lazy: imports qdrant-client (0.8 s)
 
     target.warm_up()
     try:

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.progress import Progress
 from rich.table import Table
 
+from service.cli.ingesting import FileResult
 from service.client import EnclaveAPIError, EnclaveClient
-from service.ingest_cli import FileResult
 from service.schemas import QueryResponse
 
 REMOTE_COMMANDS = frozenset({"ask", "ingest", "status"})
