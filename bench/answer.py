@@ -131,7 +131,7 @@ class Direct:
     def __init__(self, data_dir: Path, reader: bool) -> None:
         from ingest.config import Settings
         from ingest.index.port import AccessFilter
-        from service.context import build_state
+        from service.state import build_state
 
         self.settings = Settings(data_dir=data_dir)
         self.state = build_state(self.settings, start_worker=False)

@@ -38,7 +38,7 @@ class Asker:
         self.stack, self.settings, self.min_support = stack, settings, min_support
         self.generator: Any = None
         if generate:
-            from service.generation.factory import SupervisedLlamaGenerator
+            from service.generation.llama_cpp_generator import SupervisedLlamaGenerator
 
             self.generator = SupervisedLlamaGenerator(state_dir=Path("/tmp/enclave-bench/eval-answers-generator"))
             self.generator.warm_up()

@@ -22,8 +22,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import format_table, percentiles, ratio, say, write_json  # noqa: E402
-from service.generation.factory import SupervisedLlamaGenerator  # noqa: E402
 from service.generation.hf_model import hf_model_dir  # noqa: E402
+from service.generation.llama_cpp_generator import SupervisedLlamaGenerator  # noqa: E402
 from service.generation.openai_generator import OpenAICompatibleGenerator  # noqa: E402
 from service.generation.port import ChatMessage, GenerationParams, Generator  # noqa: E402
 from tests.integration.vllm_process import SERVED_NAME, VllmProcess  # noqa: E402

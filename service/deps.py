@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from ingest.errors import ServiceUnavailable
 from service.auth import Principal, current_principal
-from service.context import AppState
+from service.state import AppState
 
 
 def get_state(request: Request) -> AppState:

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from ingest.embedding.port import Embedder
     from ingest.parsing.port import Parser
-    from service.context import AppState
     from service.generation.port import Generator
+    from service.state import AppState
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENCLAVE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -95,7 +95,7 @@ def components(tmp_path: Path, store_url: str, embedder: SentenceTransformerEmbe
 @pytest.fixture(scope="session")
 def generator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One real llama.cpp server with the packaged SmolLM2 for the whole session."""
-    from service.generation.factory import SupervisedLlamaGenerator
+    from service.generation.llama_cpp_generator import SupervisedLlamaGenerator
 
     gen = SupervisedLlamaGenerator(state_dir=tmp_path_factory.mktemp("generator"))
     gen.warm_up()
@@ -115,7 +115,7 @@ def served_app(
     from fastapi.testclient import TestClient  # imported late: the app pulls in regopy (see service.policy)
 
     from service.app import create_app
-    from service.context import build_state
+    from service.state import build_state
 
     components = build_components(settings, embedder=embedder, parser=parser)
     state = build_state(settings, components=components, generator=generator)

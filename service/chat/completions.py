@@ -27,10 +27,10 @@ from service.chat.schemas import (
     message_text,
 )
 from service.compliance.context import RequestAudit
-from service.context import AppState
 from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams
 from service.schemas import QueryRequest, QueryResponse
+from service.state import AppState
 
 REWRITE_MAX_TOKENS = 48
 ACTION = "query.answered"

@@ -12,8 +12,8 @@ from service.auth.actor import actor_of
 from service.cli import remote
 from service.cli.shared import configured_settings
 from service.compliance.context import RequestAudit
-from service.context import build_state
 from service.schemas import QueryRequest
+from service.state import build_state
 
 out = Console()
 

@@ -18,8 +18,8 @@ from ingest.audit.trail import Actor, AuditEvent, AuditUnavailable
 from ingest.errors import EnclaveError
 from ingest.store.compliance_models import AuditRecord
 from service.auth.actor import actor_of
-from service.context import AppState
 from service.deps import PrincipalDep, StateDep
+from service.state import AppState
 
 
 class RequestAudit:

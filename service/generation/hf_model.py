@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.generation.factory import MODEL_NAME, packaged_model_path
+from service.generation.llama_cpp_generator import MODEL_NAME, packaged_model_path
 from service.generation.port import GeneratorError
 
 logger = logging.getLogger(__name__)

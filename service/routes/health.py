@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.context import AppState
 from service.schemas import Health
+from service.state import AppState
 
 router = APIRouter(tags=["health"])
 

@@ -1,4 +1,8 @@
-"""The web page's server side: security headers, the sign-in configuration, and the routes only it needs."""
+"""The web page's server side: security headers and the sign-in configuration.
+
+Its routes (``/web/config``, ``/v1/me``, citation passages) are in :mod:`service.web.routes`, included by
+the app's router registry (:data:`service.app.ROUTERS`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,7 @@ from service.web.signin import WebSignIn
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    """Strict headers on the page and the API docs; ``/web/config``, ``/v1/me`` and citation passages."""
-    from service.portal import route_options  # late: these import the auth and compliance stacks
-    from service.web import routes
-
+    """Strict headers on the page and the API docs, and the sign-in configuration ``/web/config`` serves."""
     signin = WebSignIn(settings.auth.oidc)
     app.state.web_signin = signin
     app.add_middleware(SecurityHeaders, signin=signin)
-    app.include_router(routes.router, **route_options(routes.router))
-    app.include_router(routes.public)

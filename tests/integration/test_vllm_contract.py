@@ -24,7 +24,6 @@ from ingest.runtime import Components, build_components
 from service import answering, cli
 from service.app import create_app
 from service.auth import Principal
-from service.context import build_state, make_generator
 from service.generation.cache_salt import tenant_cache_salt
 from service.generation.hf_model import MARKER_NAME, hf_model_dir
 from service.generation.openai_generator import OpenAICompatibleGenerator
@@ -38,6 +37,7 @@ from service.generation.port import (
 )
 from service.generation.structured import MalformedStructuredAnswer, cited_answer_schema, parse_cited_answer
 from service.retrieval import retrieve
+from service.state import build_state, make_generator
 from tests.conftest import DEV_HEADERS, REPO, make_settings
 from tests.integration.conftest import MODEL_CACHE
 from tests.integration.vllm_process import SERVED_NAME, VllmProcess

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from ingest.runtime import build_components
 from service.app import create_app
 from service.auth import api_keys
-from service.context import AppState, build_state
 from service.generation.openai_generator import OpenAICompatibleGenerator
+from service.state import AppState, build_state
 from tests.conftest import DEV_HEADERS, REPO, make_settings
 
 ISSUER = "https://idp.example.test/realms/enclave"

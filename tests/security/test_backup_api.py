@@ -24,8 +24,8 @@ from ingest.index.port import AccessFilter
 from ingest.runtime import build_components
 from ingest.store.models import Document
 from service.auth import api_keys
-from service.context import AppState
 from service.generation.openai_generator import OpenAICompatibleGenerator
+from service.state import AppState
 from tests.conftest import make_settings, served_app
 
 NAME_PATTERN = r"^enclave-\d{8}T\d{6}Z-[0-9a-f]{8}\.enclave-backup$"

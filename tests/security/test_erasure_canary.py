@@ -20,7 +20,7 @@ from ingest.audit.trail import export_line
 from ingest.erasure import checkpoint_wal
 from ingest.runtime import Components, build_components
 from service.app import create_app
-from service.context import build_state
+from service.state import build_state
 from tests import conftest
 from tests.conftest import make_settings
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from ingest.runtime import Components, build_components
 from service.app import create_app
 from service.auth.api_keys import create_key
-from service.context import AppState, build_state
 from service.generation.openai_generator import OpenAICompatibleGenerator
+from service.state import AppState, build_state
 from tests.conftest import make_settings
 from tests.security.test_erasure_canary import hits
 from tests.service.portal.live import LiveServer

@@ -21,8 +21,8 @@ from ingest.runtime import Components
 from ingest.store.compliance_models import AuditRecord
 from ingest.store.models import Chunk, Document
 from service.app import create_app
-from service.context import build_state
 from service.generation.openai_generator import OpenAICompatibleGenerator
+from service.state import build_state
 from tests import conftest
 from tests.conftest import REPO, make_settings, served_app
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.generation.factory import MODEL_NAME, SupervisedLlamaGenerator, packaged_model_path
+from service.generation.llama_cpp_generator import MODEL_NAME, SupervisedLlamaGenerator, packaged_model_path
 from service.generation.llama_server import LlamaServerSupervisor, free_port, process_cmdline
 from service.generation.openai_generator import OpenAICompatibleGenerator
 from service.generation.port import (

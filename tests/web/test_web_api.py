@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from ingest.config import OidcSettings
 from service.auth import api_keys
-from service.context import AppState
+from service.state import AppState
 from service.web.headers import page_csp
 from service.web.signin import WebSignIn
 from tests.conftest import REPO, make_settings, served_app

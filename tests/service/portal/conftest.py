@@ -15,7 +15,7 @@ from ingest.config import ApiSettings, Settings, WebhookSettings
 from ingest.runtime import Components, build_components
 from service.app import create_app
 from service.auth.api_keys import create_key, new_key
-from service.context import AppState, build_state
+from service.state import AppState, build_state
 from tests.conftest import REPO, make_settings
 from tests.service.portal.live import LiveServer
 

@@ -1,5 +1,5 @@
-"""What the app factory wires in for portals: body limits, per-principal rate limits, documented
-errors on every route, and the webhook deliverer (with its deliveries audited)."""
+"""What the app factory wires in for portals: body limits, per-principal rate limits, 405s that name every
+allowed method, and the options every router is included with (documented errors, rate limits)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import Match, Route
 
-from ingest.audit.trail import Actor, AuditEvent, AuditTrail
 from ingest.config import Settings
-from ingest.store.models import DeliveryStatus, Webhook, WebhookDelivery
-from ingest.webhooks import DeliveryObserver, WebhookDeliverer
-from service.context import AppState
 from service.errors import ERROR_RESPONSES, envelope
 from service.limits import BodySizeLimit, RateLimitDep, install_rate_limits
 
-OUTCOMES = {DeliveryStatus.delivered: "delivered", DeliveryStatus.failed: "failed", DeliveryStatus.pending: "retrying"}
 UNMETERED_TAGS = frozenset({"health"})  # probes carry no principal and must never be throttled
 
 
@@ -45,28 +40,3 @@ def route_options(router: APIRouter) -> dict[str, Any]:
     """``include_router`` options: the error envelope documented on every route, rate limits on metered ones."""
     metered = not UNMETERED_TAGS & set(router.tags)
     return {"responses": ERROR_RESPONSES, "dependencies": [RateLimitDep] if metered else []}
-
-
-def audit_deliveries(trail: AuditTrail) -> DeliveryObserver:
-    """Record every delivery attempt in the audit trail: ``webhook.delivery`` with its outcome."""
-
-    def observe(delivery: WebhookDelivery, webhook: Webhook | None) -> None:
-        detail = {
-            "delivery_id": delivery.id,
-            "webhook_id": delivery.webhook_id,
-            "event": delivery.event,
-            "attempts": delivery.attempts,
-            "response_status": delivery.response_status,
-        }
-        actor = Actor.system(delivery.tenant, "webhooks")
-        trail.record(AuditEvent(actor, "webhook.delivery", OUTCOMES[delivery.status], detail=detail))
-
-    return observe
-
-
-def start_deliverer(state: AppState) -> WebhookDeliverer:
-    components = state.components
-    observer = audit_deliveries(components.compliance.audit)
-    deliverer = WebhookDeliverer(components.engine, state.settings.webhooks, components.compliance.keyring, observer)
-    deliverer.start()
-    return deliverer

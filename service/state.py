@@ -13,6 +13,8 @@ from ingest.runtime import Components, build_components
 from ingest.worker import BackgroundWorker
 from service.answering.answerer import Answerer
 from service.auth.access import AccessControl, build_access
+from service.generation.llama_cpp_generator import SupervisedLlamaGenerator
+from service.generation.openai_generator import OpenAICompatibleGenerator
 from service.generation.port import Generator
 from service.observability.install import instrument
 from service.rerank.factory import make_reranker
@@ -25,16 +27,12 @@ def make_generator(settings: Settings) -> Generator:
     """A configured OpenAI-compatible server (e.g. vLLM) if ``base_url`` is set, else the supervised llama.cpp."""
     cfg = settings.generator
     if cfg.base_url:
-        from service.generation.openai_generator import OpenAICompatibleGenerator
-
         key = cfg.api_key.get_secret_value() if cfg.api_key else None
         return OpenAICompatibleGenerator(cfg.base_url, cfg.model, key, cfg.timeout_s)
-    from service.generation.factory import SupervisedLlamaGenerator
-
     return SupervisedLlamaGenerator(state_dir=settings.generator_dir, n_ctx=cfg.n_ctx)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AppState:
     settings: Settings
     components: Components
@@ -85,14 +83,14 @@ def build_state(
         worker.start()
     reranker = make_reranker(settings.retrieval.rerank, components.sparse)
     return AppState(
-        settings,
-        components,
-        generator,
-        worker,
-        _start_compliance_tasks(components, start_worker),
-        access,
-        reranker,
-        _start_anchoring(components, start_worker),
+        settings=settings,
+        components=components,
+        generator=generator,
+        worker=worker,
+        retention=_start_compliance_tasks(components, start_worker),
+        access=access,
+        reranker=reranker,
+        anchorer=_start_anchoring(components, start_worker),
     )
 
 
