@@ -10,11 +10,12 @@ import typer
 from rich.console import Console
 
 from ingest.backup.archive import backup_key, write_key_file
+from ingest.backup.restore import reapply_ledger, verify_archive
 from ingest.backup.restore import restore as run_restore
-from ingest.backup.restore import verify_archive
 from ingest.backup.snapshot import refuse_inside_data_dir, take_backup
 from ingest.config import get_settings
 from ingest.errors import EnclaveError
+from ingest.runtime import build_components
 
 out = Console()
 err = Console(stderr=True)
@@ -22,20 +23,29 @@ err = Console(stderr=True)
 BACKUP_HELP = """Write an encrypted, verifiable archive of this site (store, index, originals, wrapped keys) to DEST.
 
 Also: `enclave backup verify SRC` checks an archive without restoring it; `enclave backup key FILE`
-creates a backup key file. Needs ENCLAVE_BACKUP__KEY_FILE (or __PASSPHRASE) and
-ENCLAVE_BACKUP__ERASURE_LEDGER. Stop `enclave serve` (and workers) first: this command opens the
-embedded index exclusively, so no write can slip between the database copy and the index copy.
+creates a backup key file; `enclave backup reapply-ledger` re-applies the erasure ledger to a site
+restored by hand (the Qdrant cluster path, README "Backup and restore"). Needs
+ENCLAVE_BACKUP__KEY_FILE (or __PASSPHRASE) and ENCLAVE_BACKUP__ERASURE_LEDGER. Stop `enclave serve`
+(and workers) first: this command opens the embedded index exclusively, so no write can slip between
+the database copy and the index copy; while serve runs, use POST /v1/admin/backups.
 """
 
 
 def backup(
-    target: Annotated[str, typer.Argument(metavar="DEST | verify SRC | key FILE", help="archive to write")],
+    target: Annotated[
+        str, typer.Argument(metavar="DEST | verify SRC | key FILE | reapply-ledger", help="archive to write")
+    ],
     path: Annotated[Path | None, typer.Argument(metavar="[SRC|FILE]", show_default=False)] = None,
 ) -> None:
     if target in ("verify", "key"):
         if path is None:
             raise typer.BadParameter(f"`enclave backup {target}` needs a path", param_hint="SRC")
         (verify if target == "verify" else new_key)(path)
+        return
+    if target == "reapply-ledger":
+        if path is not None:
+            raise typer.BadParameter("`enclave backup reapply-ledger` takes no path", param_hint="SRC")
+        _run(reapply)
         return
     if path is not None:
         raise typer.BadParameter("give one DEST", param_hint="DEST")
@@ -50,6 +60,20 @@ def _backup(dest: Path) -> None:
         f"wrote {report.path}: {report.archive_bytes / 1e6:.1f} MB ({report.members} members, {report.documents} "
         f"documents, {report.index_points} index points) in {report.seconds:.1f} s; writes were paused "
         f"{report.pause_s * 1000:.0f} ms"
+    )
+
+
+def reapply() -> None:
+    """Re-apply every erasure in the ledger to this site through its configured index (any backend)."""
+    settings = get_settings()
+    components = build_components(settings)
+    try:
+        report = reapply_ledger(settings, components.index)
+    finally:
+        components.close()
+    out.print(
+        f"re-applied {report.erasures_reapplied} erasure(s) ({len(report.documents_erased)} documents still held "
+        f"by the restored store) in {report.seconds:.1f} s; audit record #{report.audit_seq}"
     )
 
 

@@ -112,3 +112,23 @@ def test_erasure_after_a_hand_taken_backup_holds_after_reapplying_the_ledger(  #
         assert actions[-1] == "backup.ledger_reapplied"
     finally:
         restored.close()
+
+
+def test_the_reapply_ledger_command(tmp_path: Path, embedder, parser, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    import service.cli.backup
+    from service.cli import app
+
+    settings = _settings(tmp_path, "data")
+    site = build_components(settings, embedder=embedder, parser=parser)
+    upload = docs.Upload(filename="erase.txt", data=ERASE.encode(), tenant="default", collection="default")
+    erased = docs.submit(site, upload).document.id
+    drain(site)
+    erase_document(site, Actor.system("default", "dpo"), erased)
+    site.close()
+    monkeypatch.setattr(service.cli.backup, "get_settings", lambda: settings)
+    ran = CliRunner().invoke(app, ["backup", "reapply-ledger"], env={"COLUMNS": "400"})
+    assert ran.exit_code == 0 and "re-applied 0 erasure(s)" in ran.output, ran.output  # already gone here
+    extra = CliRunner().invoke(app, ["backup", "reapply-ledger", "x"], env={"COLUMNS": "400"})
+    assert extra.exit_code == 2 and "takes no path" in extra.output
