@@ -24,6 +24,7 @@ from ingest.placement import check_placement
 from ingest.policy_data import load_policy_file
 from ingest.redaction.policy import RedactionPolicy
 from ingest.redaction.port import PiiDetector
+from ingest.redaction.presidio_detector import PresidioDetector
 from ingest.redaction.redactor import RedactionSummary, Redactor
 from ingest.retention import RetentionPolicy
 
@@ -82,8 +83,6 @@ def build_compliance(settings: Settings, engine: Engine, detector: PiiDetector |
     """
     check_placement(settings)
     if detector is None:
-        from ingest.redaction.presidio_detector import PresidioDetector
-
         detector = PresidioDetector()
     keyring = KeyRing(engine, make_kek(settings))
     policy = RedactionPolicy.from_data(load_policy_file(settings, "redaction.json"))

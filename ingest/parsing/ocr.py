@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import pypdfium2 as pdfium
+
 from ingest.errors import CorruptDocument, OcrUnavailable
 
 # A scanned page often carries a stray text layer (a Bates stamp, a fax header); below this many
@@ -48,8 +50,6 @@ def textless_pages(data: bytes) -> list[int]:
 
     :raises CorruptDocument: pdfium cannot open the file.
     """
-    import pypdfium2 as pdfium
-
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -96,8 +96,6 @@ def ocr_pages(data: bytes, pages: Sequence[int], workers: int | None = None) -> 
 
 def _rendered(data: bytes, pages: Sequence[int]) -> Iterator[bytes]:
     """Each page as a greyscale PGM image (pdfium is not thread-safe: rendering stays on one thread)."""
-    import pypdfium2 as pdfium
-
     document = pdfium.PdfDocument(data)
     try:
         for number in pages:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pypdf import PdfReader
+
 from ingest.errors import CorruptDocument, EncryptedDocument
 from ingest.parsing import ocr, sniff
 
@@ -50,8 +52,6 @@ def inspect_pdf(data: bytes) -> PdfInfo:
     :raises CorruptDocument: pypdf cannot read the structure (invalid or truncated file).
     :raises EncryptedDocument: a user password is required (an empty one is tried first).
     """
-    from pypdf import PdfReader
-
     try:
         reader = PdfReader(io.BytesIO(data))
         locked = reader.is_encrypted and not reader.decrypt("")

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePath
 
+import lxml.html
+
 CSV = "text/csv"
 CSV_SUFFIXES = {".csv", ".tsv"}
 _DELIMITERS = ",;\t|"
@@ -77,8 +79,6 @@ def html_table_rows(table_html: str) -> list[str]:
 
     Empty rows are dropped; an empty list means the table holds no text at all.
     """
-    import lxml.html
-
     try:
         root = lxml.html.fragment_fromstring(table_html, create_parent="div")
     except Exception:  # noqa: BLE001 - malformed markup: the caller falls back to the flat text

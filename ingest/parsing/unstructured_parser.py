@@ -142,7 +142,7 @@ class UnstructuredParser:
                 raise EnclaveError(
                     "spaCy model en_core_web_sm is not installed; run `pip install ./vendor/en_core_web_sm`"
                 )
-            from unstructured.nlp.tokenize import pos_tag
+            from unstructured.nlp.tokenize import pos_tag  # lazy: unstructured takes seconds to import
 
             pos_tag("Warm up the tagger.")
             self._partitioners = _load_partitioners()
@@ -151,11 +151,11 @@ class UnstructuredParser:
 
 def _load_partitioners() -> dict[str, Partitioner]:
     """Import ``unstructured`` lazily: it costs seconds, and importing this module must not."""
-    from unstructured.partition.docx import partition_docx
-    from unstructured.partition.html import partition_html
-    from unstructured.partition.pdf import partition_pdf
-    from unstructured.partition.pptx import partition_pptx
-    from unstructured.partition.xlsx import partition_xlsx
+    from unstructured.partition.docx import partition_docx  # lazy: unstructured
+    from unstructured.partition.html import partition_html  # lazy: unstructured
+    from unstructured.partition.pdf import partition_pdf  # lazy: unstructured
+    from unstructured.partition.pptx import partition_pptx  # lazy: unstructured
+    from unstructured.partition.xlsx import partition_xlsx  # lazy: unstructured
 
     return {
         sniff.PDF: lambda file: partition_pdf(file=file, strategy="fast"),

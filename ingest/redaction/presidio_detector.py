@@ -28,9 +28,9 @@ def _analyzer() -> Any:
 
 @lru_cache(maxsize=1)
 def _build_analyzer() -> Any:
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
-    from presidio_analyzer.predefined_recognizers import (
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # lazy: presidio and spaCy take seconds
+    from presidio_analyzer.nlp_engine import NlpEngineProvider  # lazy: presidio
+    from presidio_analyzer.predefined_recognizers import (  # lazy: presidio
         CreditCardRecognizer,
         IbanRecognizer,
         IpRecognizer,
@@ -42,7 +42,7 @@ def _build_analyzer() -> Any:
         UsSsnRecognizer,
     )
 
-    from ingest.redaction.recognizers import (
+    from ingest.redaction.recognizers import (  # lazy: subclasses presidio recognizers (5 s import)
         DocketNumberRecognizer,
         MedicalRecordNumberRecognizer,
         NpiRecognizer,

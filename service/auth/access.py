@@ -15,6 +15,7 @@ from service.auth.authenticator import Authenticator, build_authenticator
 from service.auth.errors import PermissionDenied
 from service.auth.principal import Principal
 from service.policy.port import Decision, PolicyEngine
+from service.policy.regopy_engine import RegoPolicyEngine
 
 
 @dataclass
@@ -53,8 +54,6 @@ def build_access(settings: Settings, engine: Engine) -> AccessControl:
     :raises PolicyError: the policies do not compile.
     :raises AuthNotConfigured: production mode without an identity provider or API key.
     """
-    from service.policy.regopy_engine import RegoPolicyEngine
-
     policy = RegoPolicyEngine(policies_dir(settings), check_interval_s=settings.auth.policy_check_s)
     policy.warm_up()
     return AccessControl(build_authenticator(settings, engine), policy)

@@ -85,8 +85,8 @@ def _convert(source: Path, out: Path) -> None:
     :raises ModelExportFailed: a conversion dependency is missing, or transformers refused the file.
     """
     try:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch  # lazy: torch and transformers take seconds and are needed only to export the model
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: as torch
     except ImportError as exc:
         raise ModelExportFailed(f"converting the GGUF model needs transformers and torch: {exc}") from exc
     folder, name = str(source.parent), source.name

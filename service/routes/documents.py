@@ -13,6 +13,7 @@ from ingest import documents as docs
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
 from ingest.store.models import Document, DocumentStatus
+from ingest.versions import submit_version
 from service.auth import require
 from service.auth.dependencies import AccessDep
 from service.auth.uploads import authorize_document_read
@@ -163,8 +164,6 @@ async def upload_version(
     Fields left out keep the document's current values. ``409`` while a version is still being
     ingested; the same bytes as the current version change nothing (``duplicate: true``).
     """
-    from ingest.versions import submit_version
-
     with audit.failures("ingest.requested", document_ids=[document_id]):
         current = visible_document(state.components, principal, document_id)  # else "not found", as if missing
         # Both sides: relabelling must not be a way to overwrite a document the caller may not write as it is.

@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from ingest.config import get_settings
 from ingest.store import db  # registers every table on SQLModel.metadata
 
 MIGRATION_LOCK = "enclave.schema-migration"
@@ -38,8 +39,6 @@ def _url() -> str:
     url = context.config.attributes.get("url")
     if url:
         return str(url)
-    from ingest.config import get_settings
-
     return get_settings().resolved_database_url
 
 
