@@ -106,7 +106,7 @@ def enclave_tables(url: str) -> list[str]:
 def libpq_target(url: str) -> tuple[str, dict[str, str]]:
     """A libpq connection string for the tools, and their environment: the password travels in
     ``PGPASSWORD``, never on a command line that ``ps`` shows."""
-    from psycopg.conninfo import make_conninfo
+    from psycopg.conninfo import make_conninfo  # lazy: psycopg, PostgreSQL sites only
 
     parsed = make_url(postgres_driver_url(url))
     keywords: dict[str, str] = {str(k): str(v) for k, v in parsed.query.items() if isinstance(v, str)}
@@ -153,7 +153,7 @@ def tool_path(settings: Settings, tool: str) -> Path:
 
 def _pgserver_bin() -> Path:
     try:
-        import pgserver
+        import pgserver  # lazy: pgserver is a test extra, looked for only when no pg_dump is on PATH
     except ImportError:
         return Path("/nonexistent")
     return Path(pgserver.__file__).parent / "pginstall" / "bin"

@@ -19,10 +19,12 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
+import qdrant_edge as qe
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, col, delete, select
 
 from ingest.audit.anchor import AnchorLog, anchor_log
@@ -42,10 +44,12 @@ from ingest.backup.snapshot import (
 from ingest.config import Settings
 from ingest.erasure import checkpoint_wal
 from ingest.index.port import VectorIndex
+from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.keys.keyring import KeyRing
 from ingest.keys.local_keyfile import LocalKeyFile
 from ingest.store.compliance_models import DataKey
 from ingest.store.db import create_schema, make_engine, session_scope
+from ingest.store.migrate import upgrade
 from ingest.store.models import Chunk, Document, Job
 
 log = logging.getLogger(__name__)
@@ -206,8 +210,6 @@ def _bring_schema_current(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         create_schema(engine)
         return
-    from ingest.store.migrate import upgrade
-
     upgrade(engine)
 
 
@@ -233,8 +235,6 @@ def _refuse_occupied(settings: Settings) -> None:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -430,8 +430,6 @@ def _tenant_keys_removed(session: Session, entry: LedgerEntry) -> bool:
 
 
 def _as_datetime(at: str) -> Any:
-    from datetime import UTC, datetime
-
     return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).replace(tzinfo=None)
 
 
@@ -446,8 +444,6 @@ def _purge_originals(settings: Settings, erased: dict[str, str]) -> None:
 
 def _purge_index(settings: Settings, engine: Engine, dim: int, erased: dict[str, str]) -> int:
     """Delete the points of erased documents and of any document without chunk rows; vacuum. Returns orphans removed."""
-    from ingest.index.qdrant_edge_index import QdrantEdgeIndex
-
     with Session(engine) as session:  # a document whose rows did not commit before the cut: its job re-runs
         rows = set(session.exec(select(Chunk.document_id).distinct()).all())
     index = QdrantEdgeIndex(settings.index_dir, dim)
@@ -464,8 +460,6 @@ def _purge_index(settings: Settings, engine: Engine, dim: int, erased: dict[str,
 
 
 def _indexed_documents(index: Any) -> dict[str, str]:
-    import qdrant_edge as qe
-
     found: dict[str, str] = {}
     offset = None
     selector = qe.PayloadSelector.Include(["document_id", "tenant"])

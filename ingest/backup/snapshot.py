@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import qdrant_edge as qe
+
 from ingest.backup.archive import ArchiveWriter, BackupKey
 from ingest.backup.ledger import erasure_ledger
 from ingest.backup.postgres_dump import PG_MEMBER, Snapshot, dump, exported_snapshot, is_postgres
-from ingest.config import Settings
+from ingest.config import Settings, inside
 from ingest.errors import ConfigurationError, EnclaveError
 from ingest.store.compliance_models import AuditRecord, iso_time
+from ingest.store.models import Document
 
 if TYPE_CHECKING:
     from ingest.index.port import VectorIndex
@@ -144,7 +147,7 @@ def _writes_excluded(settings: Settings, index: VectorIndex | None) -> Iterator[
         with exclusive() as inner:
             yield inner
         return
-    from ingest.index.transfer import open_source
+    from ingest.index.transfer import open_source  # lazy: imports qdrant-client (0.8 s)
 
     shard = open_source(settings.index_dir)  # raises ServiceUnavailable while serve (or a worker) holds it
     try:
@@ -181,9 +184,7 @@ def _cut(settings: Settings, staging: Path, held: Any, snapshot_open: ExitStack)
 
 
 def _index_shape(shard: Any) -> tuple[int, int | None]:
-    import qdrant_edge as qe
-
-    from ingest.index.transfer import source_dimension
+    from ingest.index.transfer import source_dimension  # lazy: imports qdrant-client (0.8 s)
 
     return int(shard.count(qe.CountRequest(exact=True))), source_dimension(shard)
 
@@ -191,8 +192,6 @@ def _index_shape(shard: Any) -> tuple[int, int | None]:
 def sqlite_snapshot(path: Path) -> tuple[bytes, int, tuple[int, str] | None]:
     """A transactionally consistent copy of a live SQLite database (WAL included), via the online backup API,
     the number of documents in it and its newest audit record (seq, hash)."""
-    from ingest.store.models import Document
-
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(":memory:")
     try:
@@ -246,7 +245,5 @@ def _write_archive(dest: Path, key: BackupKey, cut: _Cut, manifest: dict[str, An
 
 def refuse_inside_data_dir(settings: Settings, dest: Path) -> None:
     """:raises ConfigurationError: ``dest`` inside the data directory (lost with the disk it protects)."""
-    from ingest.config import inside
-
     if inside(dest, settings.data_dir):
         raise ConfigurationError(f"{dest} lies inside ENCLAVE_DATA_DIR; write backups to another disk")
