@@ -69,12 +69,12 @@ def test_cli_prints_the_table_and_exits_non_zero_on_failure(
     parser,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    import ingest.runtime
+    import service.cli.documents
     from service.cli import app
 
     sites = iter(range(2))
     monkeypatch.setattr(  # a fresh site per run: the command closes its components when it is done
-        ingest.runtime,
+        service.cli.documents,
         "build_components",
         lambda settings: build_components(
             make_settings(tmp_path / f"site-{next(sites)}"), embedder=embedder, parser=parser
