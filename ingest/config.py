@@ -39,6 +39,11 @@ class EmbedderSettings(BaseModel):
 
     model_path: Path | None = None
     batch_size: int = 64
+    # torch: sentence-transformers on PyTorch. onnx: ONNX Runtime on an export of the same weights, made
+    # once and cached in <data_dir>/models (README "Performance"). An index built with one refuses the other.
+    backend: Literal["torch", "onnx"] = "torch"
+    onnx_precision: Literal["fp32", "int8"] = "int8"
+    threads: int | None = Field(default=None, ge=1)  # ONNX Runtime intra-op threads; default: every core
 
 
 class ChunkSettings(BaseModel):

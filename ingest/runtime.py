@@ -12,6 +12,8 @@ from ingest.chunking import TokenChunker
 from ingest.compliance import Compliance, build_compliance
 from ingest.config import IndexSettings, Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+from ingest.embedding.identity import check_embedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.errors import ConfigurationError
@@ -112,21 +114,43 @@ def _reject_index_contradictions(cfg: IndexSettings) -> None:
         )
 
 
+def make_embedder(settings: Settings) -> DenseEmbedder:
+    """The configured dense embedder (not yet warm): PyTorch MiniLM, or its ONNX export (README "Performance")."""
+    cfg = settings.embedder
+    if cfg.backend == "onnx":
+        return OnnxEmbedder(
+            settings.data_dir / "models" / "onnx",
+            cfg.model_path,
+            cfg.onnx_precision,
+            batch_size=cfg.batch_size,
+            threads=cfg.threads,
+        )
+    return SentenceTransformerEmbedder(cfg.model_path, cfg.batch_size)
+
+
 def build_components(
-    settings: Settings, *, embedder: DenseEmbedder | None = None, parser: Parser | None = None
+    settings: Settings,
+    *,
+    embedder: DenseEmbedder | None = None,
+    parser: Parser | None = None,
+    embedder_check: bool = True,
 ) -> Components:
     """Create and warm every write-path component from settings.
 
     ``embedder`` and ``parser`` may be passed in already warm: they hold no per-site state, so
     one process (a test session, a benchmark) can share them across data directories.
+
+    :raises EmbedderMismatch: the index holds vectors of another embedder (``ingest.embedding.identity``).
     """
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     compliance = build_compliance(settings, engine)
     if embedder is None:
-        embedder = SentenceTransformerEmbedder(settings.embedder.model_path, settings.embedder.batch_size)
+        embedder = make_embedder(settings)
     embedder.warm_up()
+    if embedder_check:  # off only for `enclave index rebuild`, which replaces the vectors
+        check_embedder(engine, embedder)
     index = AtomicSwapIndex(
         SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
     )  # see ingest.index.swap

@@ -10,6 +10,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 def packaged_model_path() -> Path:
@@ -27,7 +28,7 @@ def packaged_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """:class:`~ingest.embedding.port.DenseEmbedder` on ``sentence-transformers``."""
 
-    model_name = "all-MiniLM-L6-v2"
+    model_name = MODEL_NAME
 
     def __init__(self, model_path: Path | None = None, batch_size: int = 64) -> None:
         self._path = model_path

@@ -169,3 +169,12 @@ class ApiKey(SQLModel, table=True):
     def groups(self) -> list[str]:
         loaded: list[str] = json.loads(self.groups_json)
         return loaded
+
+
+class SiteSetting(SQLModel, table=True):
+    """A fact about the whole site that every process must agree on (e.g. ``embedder``: which model made the
+    index's dense vectors), as JSON."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value_json: str
+    updated_at: datetime = Field(default_factory=utcnow)

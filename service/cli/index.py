@@ -1,4 +1,5 @@
-"""``enclave index …``: upgrade the embedded Qdrant Edge index, or move it into a Qdrant server or cluster."""
+"""``enclave index …``: upgrade the embedded Qdrant Edge index, re-embed it with another embedder, or move it
+into a Qdrant server or cluster."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ingest.compliance import build_compliance
 from ingest.config import get_settings
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy
 from ingest.keys.sealed import SealedIndex
-from ingest.runtime import cluster_config
+from ingest.rebuild import rebuild_index
+from ingest.runtime import build_components, cluster_config
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
@@ -112,6 +114,36 @@ def upgrade() -> None:
     finally:
         engine.dispose()
     out.print(f"upgraded the embedded index at {settings.index_dir}: {points} points, term ids keyed per tenant")
+
+
+@index_app.command()
+def rebuild() -> None:
+    """Re-embed every document with the configured embedder (ENCLAVE_EMBEDDER__BACKEND), then record it.
+
+    Needed after changing the embedder of a site that holds documents: the site refuses to start with
+    an embedder other than the one that made its vectors. Each document is re-read from its stored
+    original. Stop `enclave serve` and the workers first. Running it again is safe.
+    """
+    settings = get_settings()
+    components = build_components(settings, embedder_check=False)
+    try:
+        with Progress(console=err) as progress:
+            task = progress.add_task(f"re-embedding with {components.embedder.model_name}", total=None)
+            report = rebuild_index(components, lambda done, total: progress.update(task, completed=done, total=total))
+    finally:
+        components.close()
+    for document_id, why in report.failed.items():
+        err.print(f"error: document {document_id}: {why}")
+    if report.failed:
+        err.print(
+            f"{len(report.failed)} document(s) failed (they keep their old vectors), so the site still refuses "
+            "the new embedder: fix or delete them and run `enclave index rebuild` again"
+        )
+        raise typer.Exit(2)
+    out.print(
+        f"re-embedded {report.documents} documents ({report.chunks} chunks) with {components.embedder.model_name} "
+        f"in {report.seconds:.1f} s; the site now uses it"
+    )
 
 
 def _target_config(

@@ -9,8 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ingest.config import Settings
-from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.index.port import SearchMode
+from ingest.runtime import make_embedder
 from service.evaluation.corpus_index import open_eval_index
 from service.evaluation.datasets import load_dataset
 from service.evaluation.runner import evaluate
@@ -27,7 +27,7 @@ def run_eval(
     :raises ServiceUnavailable: another process holds the evaluation index open.
     """
     dataset = load_dataset(dataset_dir, split)
-    embedder = SentenceTransformerEmbedder(settings.embedder.model_path, settings.embedder.batch_size)
+    embedder = make_embedder(settings)
     embedder.warm_up()
     with progress or Progress(disable=True) as bar:
         indexing = bar.add_task("indexing corpus (chunks)", total=None)
