@@ -42,6 +42,8 @@ class EmbedderSettings(BaseModel):
     # torch: sentence-transformers on PyTorch. onnx: ONNX Runtime on an export of the same weights, made
     # once and cached in <data_dir>/models (README "Performance"). An index built with one refuses the other.
     backend: Literal["torch", "onnx"] = "torch"
+    # torch only: bf16 autocast on CPUs with AMX/AVX512-BF16 (auto picks it there), else fp32; same vectors
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     onnx_precision: Literal["fp32", "int8"] = "int8"
     threads: int | None = Field(default=None, ge=1)  # ONNX Runtime intra-op threads; default: every core
 

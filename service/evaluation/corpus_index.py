@@ -67,7 +67,13 @@ def fingerprint(dataset: EvalDataset, settings: Settings, embedder: DenseEmbedde
         "format": INDEX_FORMAT,
         "corpus": dataset.corpus_digest(),
         "chunking": settings.chunking.model_dump(),
-        "embedder": [embedder.model_name, str(settings.embedder.model_path or ""), embedder.dim, embedder.max_tokens],
+        "embedder": [
+            embedder.model_name,
+            str(settings.embedder.model_path or ""),
+            embedder.dim,
+            embedder.max_tokens,
+            str(getattr(embedder, "precision", "fp32")),  # bf16 and fp32 vectors are measured apart
+        ],
         "bm25": sparse.describe(),
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

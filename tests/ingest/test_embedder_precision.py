@@ -1,0 +1,53 @@
+"""bf16 autocast of the PyTorch embedder: the same vectors as fp32, to within a cosine of 0.9999.
+
+That is why a site may switch between the two (``ENCLAVE_EMBEDDER__PRECISION``) without a rebuild:
+they share the embedder identity the index records. Real text (CUAD, SciFact), the packaged model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _texts() -> list[str]:
+    texts: list[str] = []
+    for path in sorted((DATA / "cuad" / "contracts").glob("*.txt"))[20:30]:
+        words = path.read_text(errors="replace").split()
+        texts += [" ".join(words[i : i + 160]) for i in range(0, min(len(words), 1600), 160)]
+    with (DATA / "scifact" / "corpus.jsonl").open() as corpus:
+        texts += [json.loads(line)["text"] for _, line in zip(range(40), corpus, strict=False)]
+    return [t for t in texts if t.strip()]
+
+
+@pytest.fixture(scope="module")
+def fp32_and_bf16() -> tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]:
+    fp32, bf16 = SentenceTransformerEmbedder(precision="fp32"), SentenceTransformerEmbedder(precision="bf16")
+    fp32.warm_up()
+    bf16.warm_up()
+    return fp32, bf16
+
+
+def test_bf16_vectors_equal_fp32_vectors_to_four_nines(
+    fp32_and_bf16: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder],
+) -> None:
+    fp32, bf16 = fp32_and_bf16
+    texts = _texts()
+    ours, theirs = np.array(bf16.embed_passages(texts)), np.array(fp32.embed_passages(texts))
+    cosine = (ours * theirs).sum(axis=1)
+    assert float(cosine.min()) >= 0.9999, np.percentile(cosine, [0, 1, 50])
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    assert bf16.model_name == fp32.model_name  # one identity: the index may hold both
+    assert np.dot(bf16.embed_query(texts[0]), fp32.embed_query(texts[0])) >= 0.9999
+
+
+def test_auto_picks_bf16_only_where_the_cpu_has_bf16_units() -> None:
+    assert SentenceTransformerEmbedder().precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert SentenceTransformerEmbedder(precision="fp32").precision == "fp32"
