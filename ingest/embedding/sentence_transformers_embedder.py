@@ -44,6 +44,7 @@ class SentenceTransformerEmbedder:
     fp32 throughput on a Sapphire Rapids core with a cosine of at least 0.9999 to the fp32 vector of
     every measured text (README "Performance"): the same vector space, so an index may hold both.
     ``auto`` picks bf16 where the CPU has those units, fp32 elsewhere (emulated bf16 is slower).
+    Queries are always embedded in fp32 (:meth:`embed_query`).
     """
 
     model_name = MODEL_NAME
@@ -97,7 +98,10 @@ class SentenceTransformerEmbedder:
         return [list(map(float, row)) for row in vectors]
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_passages([text])[0]
+        """In fp32 always: one short text at a time, bf16's casts cost more than they save (SciFact test,
+        p50 per query 36.8 ms fp32 vs 41.5 ms bf16), and the vectors are the same to a cosine of 0.9999."""
+        vector = self.model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+        return list(map(float, vector))
 
 
 def torch_autocast(bf16: bool) -> Any:
