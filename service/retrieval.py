@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, SparseVector, VectorIndex, admits
 from ingest.telemetry import span
+from service.question import analyse
 from service.rerank.port import Reranker
 from service.schemas import Citation
 from service.snippets import Focus, snippet
@@ -47,10 +50,14 @@ def retrieve(
     k: int,
     mode: SearchMode = "hybrid",
     reranker: Reranker | None = None,
+    *,
+    focus: bool = False,
 ) -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
+    With ``focus`` (``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of the retrieved
+    documents gets that document's chunks ranked by what it asks first (:func:`focused`).
     """
     if access.document_ids is not None and not access.document_ids:
         return Retrieved([], None)  # metadata filters admitted no document
@@ -66,8 +73,56 @@ def retrieve(
             with span("retrieve.rerank"):
                 allowed = reranker.rerank(query, allowed, k)
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
+        if focus:
+            with span("retrieve.focus"):
+                allowed = focused(components, query, access, k, mode, allowed)
     coverage = term_coverage(components.sparse, sparse, allowed)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
+
+
+def focused(
+    components: SearchStack, query: str, access: AccessFilter, k: int, mode: SearchMode, found: list[ScoredChunk]
+) -> list[ScoredChunk]:
+    """Document-aware ranking: when the question names one of the ``found`` documents (its title and
+    parties), that document's chunks ranked by the ask alone lead, then the rest of ``found``.
+
+    "When does the Marketing Affiliate Agreement between Birch First Global Investments Inc. and Mount
+    Kowledge Holdings Inc. expire?": the names match every chunk of that agreement alike (its header),
+    so inside it only "when does the initial term expire" can rank the clause. The second search runs
+    inside the caller's access filter narrowed to that one document.
+    """
+    question = analyse(query)
+    if not question.reference or question.ask == question.text:
+        return found
+    document = named_document(components.sparse, question.reference, found)
+    if document is None or (access.document_ids is not None and document not in access.document_ids):
+        return found
+    scoped = dataclasses.replace(access, document_ids=(document,))
+    dense, sparse = components.embedder.embed_query(question.ask), components.sparse.embed_query(question.ask)
+    inside = [c for c in components.index.search(dense, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
+    ids = {c.record.id for c in inside}
+    return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]
+
+
+def named_document(encoder: SparseEncoder, reference: str, pool: Sequence[ScoredChunk]) -> str | None:
+    """The document ``reference`` names among ``pool``'s (its title and parties in their text), if it names one:
+    the best share of the reference's terms, with a small prior for the higher-ranked document."""
+    scores = document_overlap(encoder, reference, pool)
+    ranked = [(score + 0.1 / (1 + rank), document) for rank, (document, score) in enumerate(scores.items())]
+    best = max(ranked, default=(0.0, None))
+    return best[1] if best[0] >= 0.3 else None
+
+
+def document_overlap(encoder: SparseEncoder, names: str, pool: Sequence[ScoredChunk]) -> dict[str, float]:
+    """Per document of ``pool`` (in rank order), the share of the terms of ``names`` in its title and chunks."""
+    wanted = set(encoder.embed_query(names).indices) if names else set()
+    if not wanted:
+        return {}
+    texts: dict[str, list[str]] = {}
+    for chunk in pool:
+        texts.setdefault(chunk.record.document_id, [chunk.record.title]).append(chunk.record.text)
+    terms = {d: set(encoder.embed_passage("\n".join(parts)).indices) for d, parts in texts.items()}
+    return {d: len(wanted & have) / len(wanted) for d, have in terms.items()}
 
 
 def term_coverage(encoder: SparseEncoder, query_terms: SparseVector, chunks: list[ScoredChunk]) -> float | None:

@@ -27,15 +27,15 @@ from service.answering.compose import SEPARATOR, Composer, Redact, not_found
 from service.answering.evidence import Evidence, SentenceScorer, sentences_of
 from service.answering.generated import Piece, SentenceBuffer
 from service.answering.prompt import INJECTION, MARKER, build_messages, has_evidence, is_refusal
-from service.answering.question import Question, analyse
 from service.answering.salient import normalise_numbers
 from service.answering.verify import LexicalCheck, SupportCheck, Verifier
 from service.compliance.answers import answer_rule
 from service.filters import narrow
 from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams, Generator
+from service.question import Question, analyse
 from service.rerank.port import Reranker
-from service.retrieval import Retrieved, retrieve
+from service.retrieval import Retrieved, document_overlap, named_document, retrieve
 from service.schemas import QueryRequest, QueryResponse
 from service.snippets import Focus
 
@@ -146,27 +146,13 @@ class Answerer:
 
     def _named_document(self, question: Question, pool: Sequence[ScoredChunk]) -> str | None:
         """The document the question names (its title and parties in the retrieved text), if it names one."""
-        scores = self._document_overlap(question.reference, pool)
-        ranked = [(score + 0.1 / (1 + rank), document) for rank, (document, score) in enumerate(scores.items())]
-        best = max(ranked, default=(0.0, None))
-        return best[1] if best[0] >= 0.3 else None
+        return named_document(self.components.sparse, question.reference, pool)
 
     def _party_coverage(self, question: Question, pool: Sequence[ScoredChunk]) -> float | None:
         """Share of the named parties' words in the best-matching retrieved document (None: it names none)."""
         if not question.parties:
             return None
-        return max(self._document_overlap(question.parties, pool).values(), default=0.0)
-
-    def _document_overlap(self, names: str, pool: Sequence[ScoredChunk]) -> dict[str, float]:
-        """Per retrieved document (in rank order), the share of the terms of ``names`` in its title and chunks."""
-        wanted = set(self.components.sparse.embed_query(names).indices) if names else set()
-        if not wanted:
-            return {}
-        texts: dict[str, list[str]] = {}
-        for chunk in pool:
-            texts.setdefault(chunk.record.document_id, [chunk.record.title]).append(chunk.record.text)
-        terms = {d: set(self.components.sparse.embed_passage("\n".join(parts)).indices) for d, parts in texts.items()}
-        return {d: len(wanted & have) / len(wanted) for d, have in terms.items()}
+        return max(document_overlap(self.components.sparse, question.parties, pool).values(), default=0.0)
 
     @staticmethod
     def _prompt_sources(ranked: Sequence[Evidence], supplied: Sequence[ScoredChunk], k: int) -> list[ScoredChunk]:

@@ -19,9 +19,9 @@ import numpy as np
 from ingest.config import AnswerSettings
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import ChunkRecord, ScoredChunk
-from service.answering.question import Question
 from service.answering.sentences import Sentence, split
 from service.answering.values import value_of
+from service.question import Question
 
 MIN_WORDS = 4  # shorter "sentences" are headings and list markers: context, never an answer
 HEADING_WORDS = 8  # a line this short without one lower-case word is a heading or an index entry

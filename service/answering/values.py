@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from service.answering.question import ValueKind
 from service.answering.salient import DAY_FIRST, NUMERIC_DATE, WORD_DATE
+from service.question import ValueKind
 
 _NUM = (
     r"(?:\d+|(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ])?"

@@ -37,7 +37,14 @@ def run_eval(
         bar.update(indexing, total=stack.stats.get("chunks"), completed=stack.stats.get("chunks"))
         querying = bar.add_task(f"{mode} queries", total=len(dataset.queries))
         try:
-            return evaluate(dataset, stack, mode, k, progress=lambda done, _total: bar.update(querying, completed=done))
+            return evaluate(
+                dataset,
+                stack,
+                mode,
+                k,
+                progress=lambda done, _total: bar.update(querying, completed=done),
+                focus=settings.retrieval.document_focus,
+            )
         finally:
             stack.close()
 

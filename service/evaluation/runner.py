@@ -46,6 +46,7 @@ def evaluate(
     k: int = 10,
     progress: QueryProgress | None = None,
     reranker: Reranker | None = None,
+    focus: bool = False,
 ) -> dict[str, Any]:
     """Score every judged query of ``dataset``; returns the report (metrics, latency, index facts).
 
@@ -59,7 +60,7 @@ def evaluate(
     scores = _Scores()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
-        chunks = retrieve(stack, text, access, limit, mode).chunks
+        chunks = retrieve(stack, text, access, limit, mode, focus=focus).chunks
         if reranker is not None:
             chunks = _reranked(reranker, text, chunks, k)
         scores.latencies_ms.append((time.perf_counter() - started) * 1000)

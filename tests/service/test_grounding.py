@@ -10,9 +10,9 @@ from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from service.answering import salient, values
 from service.answering.evidence import sentences_of
 from service.answering.generated import SentenceBuffer, pieces
-from service.answering.question import analyse
 from service.answering.sentences import split
 from service.answering.verify import LexicalCheck, Verifier
+from service.question import analyse
 from tests.chunks import scored_chunk
 
 CLAUSES = """12. MISCELLANEOUS
