@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from ingest.backup.archive import backup_key, write_key_file
+from ingest.backup.archive import backup_key
 from ingest.backup.restore import restore
 from ingest.config import Settings
 from ingest.index.port import AccessFilter
@@ -27,20 +27,13 @@ from service.auth import api_keys
 from service.generation.openai_generator import OpenAICompatibleGenerator
 from service.state import AppState
 from tests.conftest import make_settings, served_app
+from tests.security.backup_site import backup_settings
 
 NAME_PATTERN = r"^enclave-\d{8}T\d{6}Z-[0-9a-f]{8}\.enclave-backup$"
 
 
 def _settings(root: Path, name: str, *, api_dir: bool = True) -> Settings:
-    secrets = root / "secrets"
-    secrets.mkdir(exist_ok=True)
-    key_file = secrets / "backup.key"
-    if not key_file.exists():
-        write_key_file(key_file)
-    backup: dict[str, object] = {"key_file": key_file, "erasure_ledger": secrets / "erasure-ledger.jsonl"}
-    if api_dir:
-        backup["dir"] = root / "backups"
-    return make_settings(root / name, compliance={"master_key_file": secrets / "master.key"}, backup=backup)
+    return backup_settings(root, name, backup={"dir": root / "backups"} if api_dir else None)
 
 
 @pytest.fixture

@@ -18,29 +18,19 @@ import pytest
 from ingest import documents as docs
 from ingest.audit.anchor import Anchorer
 from ingest.audit.trail import Actor, AuditEvent, AuditTrail
-from ingest.backup.archive import backup_key, write_key_file
+from ingest.backup.archive import backup_key
 from ingest.backup.restore import restore
 from ingest.backup.snapshot import BackupRefused, take_backup
 from ingest.config import Settings
 from ingest.runtime import Components, build_components
 from ingest.worker import drain
-from tests.conftest import make_settings
+from tests.security.backup_site import backup_settings
 
 TEXT = "The lease of the warehouse at Pier 9 ends on 31 March 2031 unless renewed in writing.\n"
 
 
 def _settings(root: Path, name: str) -> Settings:
-    secrets = root / "secrets"
-    secrets.mkdir(exist_ok=True)
-    key_file = secrets / "backup.key"
-    if not key_file.exists():
-        write_key_file(key_file)
-    return make_settings(
-        root / name,
-        compliance={"master_key_file": secrets / "master.key"},
-        backup={"key_file": key_file, "erasure_ledger": secrets / "erasure-ledger.jsonl"},
-        audit={"anchor_file": root / "worm" / "anchors.jsonl"},
-    )
+    return backup_settings(root, name, audit={"anchor_file": root / "worm" / "anchors.jsonl"})
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from sqlmodel import Session
 
 from ingest import documents as docs
 from ingest.audit.trail import Actor
-from ingest.backup.archive import write_key_file
 from ingest.backup.restore import reapply_ledger
 from ingest.config import Settings
 from ingest.erasure import erase_document
@@ -28,7 +27,7 @@ from ingest.keys.sealed import SealedIndex
 from ingest.runtime import Components, build_components
 from ingest.store.models import Document
 from ingest.worker import drain
-from tests.conftest import make_settings
+from tests.security.backup_site import backup_settings
 from tests.security.test_erasure_canary import hits
 
 CANARY = f"qc{uuid.uuid4().hex[:16]}zz"
@@ -37,16 +36,7 @@ ERASE = f"Patient {CANARY} was admitted on March 3 with a fractured wrist and di
 
 
 def _settings(root: Path, name: str) -> Settings:
-    secrets = root / "secrets"
-    secrets.mkdir(exist_ok=True)
-    key_file = secrets / "backup.key"
-    if not key_file.exists():
-        write_key_file(key_file)
-    return make_settings(
-        root / name,
-        compliance={"master_key_file": secrets / "master.key"},
-        backup={"key_file": key_file, "erasure_ledger": secrets / "erasure-ledger.jsonl"},
-    )
+    return backup_settings(root, name)
 
 
 def _site(settings: Settings, collection: Path, embedder, parser) -> Components:  # type: ignore[no-untyped-def]
