@@ -67,16 +67,21 @@ def run_job(components: Components, job: Job, on_progress: Progress | None = Non
         return
     try:
         prepared = prepare(components, job, document)
-        for i in range(0, len(prepared.texts), EMBED_BATCH):
-            dense, sparse = embed(components, prepared.texts[i : i + EMBED_BATCH])
-            prepared.dense.extend(dense)
-            prepared.sparse.extend(sparse)
-            heartbeat(components.engine, job.id, chunks=len(prepared.dense))
-            if on_progress is not None:
-                on_progress(len(prepared.dense), len(prepared.records))
+        embed_prepared(components, prepared, on_progress)
         complete(components, prepared)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job (see fail_job)
         fail_job(components, job, document, exc)
+
+
+def embed_prepared(components: Components, prepared: Prepared, on_progress: Progress | None = None) -> None:
+    """Dense and BM25 vectors of every chunk of ``prepared``, in batches, with a heartbeat after each."""
+    for i in range(0, len(prepared.texts), EMBED_BATCH):
+        dense, sparse = embed(components, prepared.texts[i : i + EMBED_BATCH])
+        prepared.dense.extend(dense)
+        prepared.sparse.extend(sparse)
+        heartbeat(components.engine, prepared.job.id, chunks=len(prepared.dense))
+        if on_progress is not None:
+            on_progress(len(prepared.dense), len(prepared.records))
 
 
 def start(components: Components, job: Job) -> Document | None:

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 from sqlmodel import col, select
 
-from ingest.documents import EMBED_BATCH
 from ingest.embedding.identity import record_embedder
 from ingest.errors import EnclaveError
 from ingest.jobs import fail
-from ingest.pipeline import complete, embed, prepare
+from ingest.pipeline import complete, embed_prepared, prepare
 from ingest.runtime import Components
 from ingest.store.db import session_scope
 from ingest.store.models import Document, DocumentStatus, Job, JobStatus, utcnow
@@ -54,10 +53,7 @@ def rebuild_index(components: Components, on_document: Callable[[int, int], None
         job = _job(components, document)
         try:
             prepared = prepare(components, job, document)
-            for i in range(0, len(prepared.texts), EMBED_BATCH):
-                dense, sparse = embed(components, prepared.texts[i : i + EMBED_BATCH])
-                prepared.dense.extend(dense)
-                prepared.sparse.extend(sparse)
+            embed_prepared(components, prepared)
             report.chunks += complete(components, prepared)
             report.documents += 1
         except EnclaveError as exc:  # the document keeps its old vectors; the embedder is not recorded

@@ -25,7 +25,7 @@ from typing import Any
 
 import qdrant_edge as qe
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from ingest.audit.anchor import AnchorLog, anchor_log
 from ingest.audit.chain import Head
@@ -354,14 +354,13 @@ def reapply_ledger(settings: Settings, index: VectorIndex, *, actor: str = "encl
         keyring.warm_up()
         _bring_schema_current(engine)
         with session_scope(engine) as session:
-            documents = len(session.exec(select(Document.id)).all())
+            documents = session.exec(select(func.count()).select_from(Document)).one()
         report = RestoreReport(created_at="", documents=documents, index_points=0)
         erased = _erase_ledger_rows(settings, engine, keyring, report)
         _purge_originals(settings, erased)
-        for entry in entries:
-            for document_id in entry.document_ids:
-                index.delete_document(entry.tenant, document_id)
-        for document_id, tenant in erased.items():  # a tenant erasure's documents the restored store still had
+        # every ledger document, held by the restored store or not, and a tenant erasure's documents it held
+        points = {(entry.tenant, d) for entry in entries for d in entry.document_ids}
+        for tenant, document_id in points | {(t, d) for d, t in erased.items()}:
             index.delete_document(tenant, document_id)
         index.flush()
         _compact(engine, report)

@@ -6,25 +6,15 @@ they share the embedder identity the index records. Real text (CUAD, SciFact), t
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.ingest.real_text import real_texts
 
 
 def _texts() -> list[str]:
-    texts: list[str] = []
-    for path in sorted((DATA / "cuad" / "contracts").glob("*.txt"))[20:30]:
-        words = path.read_text(errors="replace").split()
-        texts += [" ".join(words[i : i + 160]) for i in range(0, min(len(words), 1600), 160)]
-    with (DATA / "scifact" / "corpus.jsonl").open() as corpus:
-        texts += [json.loads(line)["text"] for _, line in zip(range(40), corpus, strict=False)]
-    return [t for t in texts if t.strip()]
+    return real_texts(slice(20, 30), 160, 40)
 
 
 @pytest.fixture(scope="module")

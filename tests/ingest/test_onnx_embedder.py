@@ -8,7 +8,6 @@ Edge, SQLite, the real parser, documents from the shared fixtures.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from ingest.store.db import session_scope
 from ingest.store.models import SiteSetting
 from ingest.worker import drain
 from tests.conftest import make_settings
+from tests.ingest.real_text import real_texts
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CONTRACT = (
     "This Agreement is governed by the laws of the State of Delaware. "
     "Either party may terminate it on ninety days' written notice.\n"
@@ -43,14 +42,7 @@ def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
 
 
 def _texts() -> list[str]:
-    """Windows of 150 words from 12 CUAD contracts and 60 SciFact abstracts: legal and scientific prose."""
-    texts: list[str] = []
-    for path in sorted((DATA / "cuad" / "contracts").glob("*.txt"))[:12]:
-        words = path.read_text(errors="replace").split()
-        texts += [" ".join(words[i : i + 150]) for i in range(0, min(len(words), 1500), 150)]
-    with (DATA / "scifact" / "corpus.jsonl").open() as corpus:
-        texts += [json.loads(line)["text"] for _, line in zip(range(60), corpus, strict=False)]
-    return [t for t in texts if t.strip()]
+    return real_texts(slice(0, 12), 150, 60)
 
 
 def test_int8_vectors_stay_close_to_pytorch_on_real_text(

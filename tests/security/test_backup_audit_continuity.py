@@ -59,6 +59,10 @@ def _activity(trail: AuditTrail, count: int) -> None:
         trail.record(AuditEvent(Actor.system("default", "clerk"), "query", detail={"n": n}))
 
 
+def _backup(site: Components, archive: Path) -> None:
+    take_backup(site.settings, archive, backup_key(site.settings), index=site.index)  # as the admin route does
+
+
 def _anchor_lines(settings: Settings) -> list[dict[str, object]]:
     assert settings.audit.anchor_file is not None
     return [json.loads(line) for line in settings.audit.anchor_file.read_text().splitlines()]
@@ -70,7 +74,7 @@ def test_an_older_backup_is_refused_then_restored_with_the_gap_recorded_and_reba
     trail = _trail(site)
     _anchor(trail)
     archive = tmp_path / "old.enclave-backup"
-    take_backup(site.settings, archive, backup_key(site.settings), index=site.index)
+    _backup(site, archive)
     in_backup = trail.head().seq
     _activity(trail, 5)  # who read what after the backup: the records an old restore would lose
     _anchor(trail)
@@ -115,7 +119,7 @@ def test_a_backup_that_reaches_the_anchor_restores_and_is_anchored(  # type: ign
     _anchor(trail)
     _activity(trail, 2)  # newer than the anchor, not yet anchored: in the backup
     archive = tmp_path / "new.enclave-backup"
-    take_backup(site.settings, archive, backup_key(site.settings), index=site.index)
+    _backup(site, archive)
 
     target = _settings(tmp_path, "restored")
     report = restore(target, archive, backup_key(target))
@@ -136,7 +140,7 @@ def test_an_old_backup_restored_around_the_check_fails_verification(  # type: ig
     trail = _trail(site)
     _anchor(trail)
     archive = tmp_path / "old.enclave-backup"
-    take_backup(site.settings, archive, backup_key(site.settings), index=site.index)
+    _backup(site, archive)
     _activity(trail, 3)
     _anchor(trail)
     lost_to = trail.head().seq
@@ -157,7 +161,7 @@ def test_a_forged_anchor_file_stops_the_restore(site: Components, tmp_path: Path
     trail = _trail(site)
     _anchor(trail)
     archive = tmp_path / "site.enclave-backup"
-    take_backup(site.settings, archive, backup_key(site.settings), index=site.index)
+    _backup(site, archive)
     anchor_file = site.settings.audit.anchor_file
     assert anchor_file is not None
     genuine = json.loads(anchor_file.read_text().splitlines()[-1])
