@@ -1,4 +1,5 @@
-"""Metadata filters a caller sets on /v1/query and /v1/search: document type, date range, metadata values.
+"""Metadata filters a caller sets on /v1/query and /v1/search: document type, date range, metadata values,
+and the documents it names (``document_ids``).
 
 The store knows documents' types, dates and metadata; the index knows chunks. A filter is resolved
 against the store into the set of matching document ids, which then narrows the caller's
@@ -9,6 +10,7 @@ authorisation filter, on both the dense and the BM25 branch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import PurePath
 from typing import Any
@@ -50,21 +52,41 @@ class QueryFilters(BaseModel):
         return not (self.document_types or self.date_from or self.date_to or self.metadata)
 
 
-def narrow(access: AccessFilter, filters: QueryFilters | None, engine: Engine) -> AccessFilter:
-    """``access`` restricted to the documents the filters admit (unchanged when there are none)."""
+def narrow(
+    access: AccessFilter, filters: QueryFilters | None, engine: Engine, documents: Sequence[str] | None = None
+) -> AccessFilter:
+    """``access`` restricted to the named ``documents`` and to those the filters admit (unchanged when neither).
+
+    Each only narrows: a named document outside ``access`` or the filters stays out of the search.
+    """
+    access = within(access, documents)
     if filters is None or filters.is_empty():
         return access
     ids = matching_documents(engine, access, filters)
     if access.document_ids is not None:
-        ids = [i for i in ids if i in set(access.document_ids)]
+        held = set(access.document_ids)
+        ids = [i for i in ids if i in held]
     return dataclasses.replace(access, document_ids=tuple(ids))
 
 
+def within(access: AccessFilter, documents: Sequence[str] | None) -> AccessFilter:
+    """``access`` restricted to ``documents`` (``None``: unchanged), intersected with any ids it already holds."""
+    if documents is None:
+        return access
+    named = list(dict.fromkeys(documents))
+    if access.document_ids is not None:
+        held = set(access.document_ids)
+        named = [i for i in named if i in held]
+    return dataclasses.replace(access, document_ids=tuple(named))
+
+
 def matching_documents(engine: Engine, access: AccessFilter, filters: QueryFilters) -> list[str]:
-    """Ids of the tenant's documents (in the filter's collections) that every filter admits."""
+    """Ids of the tenant's documents (in the filter's collections and named documents) that every filter admits."""
     query = select(Document).where(Document.tenant == access.tenant)
     if access.collections is not None:
         query = query.where(col(Document.collection).in_(access.collections))
+    if access.document_ids is not None:
+        query = query.where(col(Document.id).in_(access.document_ids))
     if filters.date_field == CREATED_AT:
         if filters.date_from is not None:
             query = query.where(col(Document.created_at) >= datetime.combine(filters.date_from, time.min, UTC))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ingest.store.models import Document, Job
@@ -61,15 +61,44 @@ METADATA_FIELD: dict[str, Any] = {
 }
 
 
+# A document id as ingest.store.models.new_id makes it (uuid4 hex); the same to Python's re, pydantic's Rust
+# regex engine and JSON Schema validators.
+DOCUMENT_ID = r"^[0-9a-f]{32}$"
+MAX_SCOPE = 100
+DocumentId = Annotated[str, Field(pattern=DOCUMENT_ID, max_length=32)]
+DocumentScope = Annotated[
+    list[DocumentId] | None,
+    Field(
+        min_length=1,
+        max_length=MAX_SCOPE,
+        description="search only these documents (ids as POST /v1/documents returned them), inside everything "
+        "else that limits the search; an id the caller may not see answers 404 like an unknown document",
+    ),
+]
+
+
+def _names_a_document(value: Any) -> Any:
+    if isinstance(value, list) and not value:
+        raise ValueError("must name at least one document id; leave it out to search every document you may see")
+    return value
+
+
+def scope_named(*fields: str) -> Any:
+    """A model validator: an empty ``document_ids`` is refused with a message saying what to send instead."""
+    return field_validator(*fields, mode="before")(_names_a_document)
+
+
 class QueryRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(default=None, ge=1, le=50)
     collections: list[str] | None = None
     filters: QueryFilters | None = Field(default=None, description="document type, date range, metadata values")
+    document_ids: DocumentScope = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     stream: JsonBool = False
 
     _numbers = numbers_only("k")
+    _scope = scope_named("document_ids")
 
 
 Grounding = Literal["quoted", "verified", "not_found"]
@@ -114,9 +143,11 @@ class SearchRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     collections: list[str] | None = None
     filters: QueryFilters | None = Field(default=None, description="document type, date range, metadata values")
+    document_ids: DocumentScope = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
     _numbers = numbers_only("k")
+    _scope = scope_named("document_ids")
 
 
 class SearchResponse(BaseModel):

@@ -18,19 +18,24 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlmodel import col, select
+
 from ingest.audit.trail import AuditUnavailable
 from ingest.config import Settings
 from ingest.errors import EnclaveError
 from ingest.index.port import AccessFilter, ScoredChunk
 from ingest.runtime import Components
+from ingest.store.db import session_scope
+from ingest.store.models import Document
 from service.answering.compose import SEPARATOR, Composer, Redact, not_found
 from service.answering.evidence import Evidence, SentenceScorer, sentences_of
 from service.answering.generated import Piece, SentenceBuffer
 from service.answering.prompt import INJECTION, MARKER, build_messages, has_evidence, is_refusal
 from service.answering.salient import normalise_numbers
 from service.answering.verify import LexicalCheck, SupportCheck, Verifier
+from service.auth.visibility import may_see, visible_document
 from service.compliance.answers import answer_rule
-from service.filters import narrow
+from service.filters import QueryFilters, narrow
 from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams, Generator
 from service.question import Question, analyse
@@ -64,6 +69,31 @@ class AuditSink(Protocol):
     def failures(
         self, action: str, *, query: str | None = None, document_ids: Sequence[str] = ()
     ) -> AbstractContextManager[None]: ...
+
+
+class Scoped(Protocol):
+    """What narrows a request's search (``QueryRequest``, ``SearchRequest``)."""
+
+    @property
+    def collections(self) -> list[str] | None: ...
+    @property
+    def filters(self) -> QueryFilters | None: ...
+    @property
+    def document_ids(self) -> list[str] | None: ...
+
+
+def require_visible(components: Components, principal: Principal, document_ids: Sequence[str]) -> None:
+    """Nothing when the caller may see every one of ``document_ids``.
+
+    :raises NotFound: for the first one it may not see (missing, erased, another tenant's, hidden by ACL,
+        classification or an ethical wall), the very error a read of that document gets.
+    """
+    with session_scope(components.engine) as session:
+        rows = session.exec(select(Document).where(col(Document.id).in_(document_ids))).all()
+    seen = {d.id for d in rows if may_see(principal, d)}
+    for document_id in document_ids:
+        if document_id not in seen:
+            visible_document(components, principal, document_id)  # raises NotFound unless it appeared meanwhile
 
 
 @dataclass(frozen=True)
@@ -120,11 +150,25 @@ class Answerer:
     # -- retrieval -------------------------------------------------------------------------------
 
     def retrieve(self, principal: Principal, req: QueryRequest) -> Found:
-        """The caller's sources for ``req``: the access filter (narrowed by the request's filters) inside the search."""
+        """The caller's sources for ``req``: the access filter (narrowed by the request's filters) inside the search.
+
+        :raises NotFound: ``req`` names a document the caller may not see (see :meth:`access`).
+        """
         k = req.k or self.settings.retrieval.k
-        access = narrow(principal.access(req.collections), req.filters, self.components.engine)
+        access = self.access(principal, req)
         fetch = max(k, self.settings.answer.candidates)
         return Found(retrieve(self.components, req.query, access, fetch, req.mode, self.reranker), access, k, req.mode)
+
+    def access(self, principal: Principal, req: Scoped) -> AccessFilter:
+        """What a query or search runs under: the caller's access filter narrowed by the request's collections,
+        named documents and metadata filters (each can only narrow it).
+
+        :raises NotFound: a named document is missing or hidden from the caller, exactly as
+            ``GET /v1/documents/{id}`` answers for it (which of them exist is not told).
+        """
+        if req.document_ids is not None:
+            require_visible(self.components, principal, req.document_ids)
+        return narrow(principal.access(req.collections), req.filters, self.components.engine, req.document_ids)
 
     def prepare(self, query: str, found: Found) -> Prepared:
         """Sentences of the retrieved chunks and of the named document's best chunks for the ask, scored."""
@@ -180,9 +224,9 @@ class Answerer:
 
     def audited(self, principal: Principal, req: QueryRequest, audit: AuditSink) -> QueryResponse:
         """:meth:`answer`, recorded as ``query.answered`` before it is returned (or its failure is)."""
-        with audit.failures("query.answered", query=req.query):
+        with audit.failures("query.answered", query=req.query, document_ids=req.document_ids or ()):
             answer = self.answer(principal, req)
-        self.record(audit, req.query, answer)
+        self.record(audit, req.query, answer, req.document_ids)
         return answer.response
 
     def stream(
@@ -206,7 +250,7 @@ class Answerer:
             if not answer.response.found:
                 yield _sse("token", {"text": answer.response.answer})
             if audit is not None:
-                self.record(audit, req.query, answer)
+                self.record(audit, req.query, answer, req.document_ids)
             yield _sse("answer", answer.response.model_dump())
         except EnclaveError as exc:
             yield _sse(
@@ -222,8 +266,9 @@ class Answerer:
             )
         yield _sse("done", {})
 
-    def record(self, audit: AuditSink, query: str, answer: Answer) -> None:
-        """Audit ``query.answered``: the chunks shown, how the answer was grounded, what was removed."""
+    def record(self, audit: AuditSink, query: str, answer: Answer, scope: Sequence[str] | None = None) -> None:
+        """Audit ``query.answered``: the chunks shown, how the answer was grounded, what was removed, and
+        the documents the question was scoped to (``scope``, when it named any)."""
         response = answer.response
         outcome = "answered" if response.found else "not_found"
         audit.record(
@@ -238,7 +283,8 @@ class Answerer:
                 "dropped_citations": response.dropped_citations,
                 "grounding": response.grounding,
                 "unsupported_removed": response.unsupported_removed,
-            },
+            }
+            | scope_detail(scope),
         )
 
     def _answer_events(self, principal: Principal, req: QueryRequest, found: Found) -> Iterator[str | Answer]:
@@ -359,6 +405,11 @@ def quote(text: str) -> str:
 
 def _value_key(value: str | None) -> str:
     return " ".join(normalise_numbers(value or "").lower().replace("(", " ").replace(")", " ").split())
+
+
+def scope_detail(scope: Sequence[str] | None) -> dict[str, list[str]]:
+    """The audit detail naming the documents a request was scoped to (none when it named none)."""
+    return {} if scope is None else {"scope": list(scope)}
 
 
 def _sse(event: str, data: object) -> str:

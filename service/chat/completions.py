@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from service.answering.answerer import require_visible, scope_detail
 from service.auth import Principal
 from service.chat.followup import Standalone, Turn, standalone_question
 from service.chat.models import collections_for
@@ -55,10 +56,14 @@ def prepare(state: AppState, principal: Principal, req: ChatCompletionRequest) -
     """The query ``/v1/query`` would get for this chat: standalone question, the model's collections.
 
     :raises ModelNotFound: the model name is not ``enclave`` or a collection the caller can see.
+    :raises NotFound: ``document_ids`` names a document the caller may not see (as ``/v1/query`` answers).
     """
     collections = collections_for(req.model, state.components, principal)
+    if req.document_ids is not None:  # before the rewrite: a scope that answers 404 costs no generation
+        require_visible(state.components, principal, req.document_ids)
     standalone = standalone_question(conversation(req), state.generator, _rewrite_params(state, principal))
-    return QueryRequest(query=standalone.question, collections=collections), standalone
+    query = QueryRequest(query=standalone.question, collections=collections, document_ids=req.document_ids)
+    return query, standalone
 
 
 def _last_question(req: ChatCompletionRequest) -> str:
@@ -67,7 +72,7 @@ def _last_question(req: ChatCompletionRequest) -> str:
 
 def complete(state: AppState, principal: Principal, req: ChatCompletionRequest, audit: RequestAudit) -> ChatCompletion:
     """A non-streamed chat completion, audited as ``query.answered`` exactly like ``/v1/query``."""
-    with audit.failures(ACTION, query=_last_question(req)):
+    with audit.failures(ACTION, query=_last_question(req), document_ids=req.document_ids or ()):
         query, standalone = prepare(state, principal, req)
     response = state.answerer.audited(principal, query, audit)
     message = AssistantMessageOut(content=response.answer + sources_footer(response))
@@ -90,7 +95,7 @@ def start_stream(
     As ``/v1/query`` does, ``query.started`` is recorded before streaming (fail closed), and the
     stream itself records ``query.answered``.
     """
-    with audit.failures(ACTION, query=_last_question(req)):
+    with audit.failures(ACTION, query=_last_question(req), document_ids=req.document_ids or ()):
         query, standalone = prepare(state, principal, req)
         found = state.answerer.retrieve(principal, query)
     chunks = found.retrieved.chunks
@@ -99,6 +104,7 @@ def start_stream(
         query=query.query,
         chunk_ids=[c.record.id for c in chunks],
         document_ids=[c.record.document_id for c in chunks],
+        detail=scope_detail(query.document_ids),
     )
     return stream_chunks(req.model, standalone, state.answerer.stream(principal, query, audit, found))
 

@@ -2,8 +2,9 @@
 
 Requests follow OpenAI's schema closely enough for the official clients, LangChain and Open WebUI;
 sampling parameters they send (temperature, max_tokens, …) are accepted and ignored: the operator
-tunes generation for the site's model in settings. Enclave adds ``citations`` (and ``found``,
-``standalone_question``) to the response and to the final stream chunk.
+tunes generation for the site's model in settings. Enclave adds ``document_ids`` to the request (an
+OpenAI client sends it in ``extra_body``; the model name picks the collections) and ``citations`` (and
+``found``, ``standalone_question``) to the response and to the final stream chunk.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from service.jsontypes import JsonBool, numbers_only
-from service.schemas import Citation
+from service.schemas import Citation, DocumentScope, scope_named
 
 QUESTION_CHARS = 4000
 TEXT = r"\S"  # at least one visible character
@@ -72,8 +73,10 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, description="accepted and ignored")
     n: Literal[1] | None = None
     user: str | None = Field(default=None, max_length=256)
+    document_ids: DocumentScope = None
 
     _numbers = numbers_only("temperature", "top_p", "max_tokens", "max_completion_tokens", "n")
+    _scope = scope_named("document_ids")
 
     @model_validator(mode="after")
     def _has_a_question(self) -> ChatCompletionRequest:

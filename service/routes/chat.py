@@ -36,8 +36,8 @@ def chat_completions(
     """Answer the last user message from the caller's documents (earlier turns give follow-ups their subject).
 
     ``model`` picks the collections: ``enclave`` searches all the caller may see, ``enclave:<collection>``
-    one. The answer cites sources with ``[n]`` markers; ``citations`` holds them in full (also on the
-    final chunk of a stream).
+    one; ``document_ids`` scopes the question to those documents, as on ``/v1/query``. The answer cites
+    sources with ``[n]`` markers; ``citations`` holds them in full (also on the final chunk of a stream).
     """
     if req.stream:
         return StreamingResponse(

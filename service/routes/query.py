@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from service.answering.answerer import scope_detail
 from service.auth import require
 from service.compliance.context import AuditDep
 from service.deps import PrincipalDep, StateDep
-from service.filters import narrow
 from service.retrieval import citation, retrieve
 from service.schemas import QueryRequest, QueryResponse, SearchRequest, SearchResponse
 from service.snippets import Focus
@@ -32,7 +32,7 @@ def query(
     """Answer a question from the caller's documents, with citations; ``stream: true`` for SSE."""
     if not req.stream:
         return state.answerer.audited(principal, req, audit)
-    with audit.failures("query.answered", query=req.query):
+    with audit.failures("query.answered", query=req.query, document_ids=req.document_ids or ()):
         found = state.answerer.retrieve(principal, req)
     # Fail closed before the first byte: if the trail cannot take this, the caller gets a 503.
     chunks = found.retrieved.chunks
@@ -41,6 +41,7 @@ def query(
         query=req.query,
         chunk_ids=[c.record.id for c in chunks],
         document_ids=[c.record.document_id for c in chunks],
+        detail=scope_detail(req.document_ids),
     )
     return StreamingResponse(
         state.answerer.stream(principal, req, audit, found),
@@ -52,8 +53,8 @@ def query(
 @router.post("/search", response_model=SearchResponse, dependencies=[require("reader", action="query")])
 def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: AuditDep) -> SearchResponse:
     """Ranked chunks only, no generation."""
-    with audit.failures("search.performed", query=req.query):
-        access = narrow(principal.access(req.collections), req.filters, state.components.engine)
+    with audit.failures("search.performed", query=req.query, document_ids=req.document_ids or ()):
+        access = state.answerer.access(principal, req)
         retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker)
     chunks = retrieved.chunks
     audit.record(
@@ -61,7 +62,7 @@ def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: 
         query=req.query,
         chunk_ids=[c.record.id for c in chunks],
         document_ids=[c.record.document_id for c in chunks],
-        detail={"results": len(chunks)},
+        detail={"results": len(chunks)} | scope_detail(req.document_ids),
     )
     snippet, focus = state.settings.retrieval.snippet_chars, Focus(state.components.sparse, retrieved.query_terms)
     ranked = enumerate(retrieved.chunks, start=1)
