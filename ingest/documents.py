@@ -15,13 +15,14 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from ingest import titles
+from ingest import preamble, titles
 from ingest.audit.trail import Actor, AuditEvent
 from ingest.chunking import TokenChunker
 from ingest.erasure import ErasureReceipt, erase_document
@@ -219,6 +220,23 @@ def delete_document(
     :raises NotFound: no such document in this tenant (also when it belongs to another tenant).
     """
     return erase_document(components, actor or Actor.system(tenant, "local"), document_id)
+
+
+def document_names(components: Components, tenant: str, document_ids: Sequence[str]) -> dict[str, str]:
+    """For document focus (``service.retrieval.DocumentNames``): the title and parties of those of
+    ``document_ids`` in ``tenant`` whose opening names any (the ids come from an access-filtered search)."""
+    if not document_ids:
+        return {}
+    with session_scope(components.engine) as session:
+        rows = session.exec(
+            select(Document).where(
+                col(Document.id).in_(list(document_ids)),
+                Document.tenant == tenant,
+                col(Document.preamble).is_not(None),
+            )
+        ).all()
+    keyring = components.compliance.keyring
+    return {row.id: named for row in rows if (named := preamble.of_document(keyring, row).names)}
 
 
 def get_document(components: Components, tenant: str, document_id: str) -> Document:

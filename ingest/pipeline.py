@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, delete
 
-from ingest import telemetry, titles, webhooks
+from ingest import preamble, telemetry, titles, webhooks
 from ingest.blobs import blob_key
 from ingest.chunking import ChunkSpan
 from ingest.documents import EMBED_BATCH, Upload, chunk_id, context_header, embedding_text, submit
@@ -190,7 +190,9 @@ def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan],
 def _commit_ready(components: Components, prepared: Prepared) -> None:
     """The version's chunk rows replace the old ones, and the document row takes the version's fields."""
     target, parsed, spans = prepared.target, prepared.parsed, prepared.spans
-    title = titles.seal(components.compliance.keyring.document_key(target.id), target.id, prepared.records[0].title)
+    key = components.compliance.keyring.document_key(target.id)
+    title = titles.seal(key, target.id, prepared.records[0].title)
+    opening = preamble.seal(key, target.id, preamble.extract(parsed.text))  # read from the redacted text
     with session_scope(components.engine) as session:
         session.execute(delete(Chunk).where(col(Chunk.document_id) == target.id))
         session.add_all(
@@ -215,6 +217,7 @@ def _commit_ready(components: Components, prepared: Prepared) -> None:
                 chunk_count=len(spans),
                 mime=parsed.mime,
                 title=title,
+                preamble=opening,
                 error=None,
                 error_code=None,
                 version=target.version,

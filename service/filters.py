@@ -10,8 +10,10 @@ authorisation filter, on both the dense and the BM25 branch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import PurePath
 from typing import Any
 
@@ -20,11 +22,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from ingest.index.port import AccessFilter
+from ingest.keys.keyring import KeyRing
+from ingest.preamble import Preamble, of_document
 from ingest.store.db import session_scope
 from ingest.store.models import Document
 from service.jsontypes import dates_only
 
 CREATED_AT = "created_at"
+DOCUMENT_DATE = "document_date"
 
 
 class QueryFilters(BaseModel):
@@ -40,7 +45,14 @@ class QueryFilters(BaseModel):
     date_field: str = Field(
         default=CREATED_AT,
         max_length=128,
-        description='"created_at" (when the document was added) or a metadata key holding an ISO date, e.g. "signed"',
+        description='"created_at" (when the document was added), "document_date" (the date its opening states, '
+        'e.g. "dated as of March 1, 2020") or a metadata key holding an ISO date, e.g. "signed"',
+    )
+    party: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=200,
+        description='a party the document\'s opening names, or its title: words in that order, any case ("Acme Corp")',
     )
     metadata: dict[str, str | int | float | bool] | None = Field(
         default=None, max_length=20, description="metadata values the document must have, key for key"
@@ -49,11 +61,14 @@ class QueryFilters(BaseModel):
     _dates = dates_only("date_from", "date_to")
 
     def is_empty(self) -> bool:
-        return not (self.document_types or self.date_from or self.date_to or self.metadata)
+        return not (self.document_types or self.date_from or self.date_to or self.metadata or self.party)
 
 
 def narrow(
-    access: AccessFilter, filters: QueryFilters | None, engine: Engine, documents: Sequence[str] | None = None
+    access: AccessFilter,
+    filters: QueryFilters | None,
+    store: tuple[Engine, KeyRing],
+    documents: Sequence[str] | None = None,
 ) -> AccessFilter:
     """``access`` restricted to the named ``documents`` and to those the filters admit (unchanged when neither).
 
@@ -62,7 +77,7 @@ def narrow(
     access = within(access, documents)
     if filters is None or filters.is_empty():
         return access
-    ids = matching_documents(engine, access, filters)
+    ids = matching_documents(store, access, filters)
     if access.document_ids is not None:
         held = set(access.document_ids)
         ids = [i for i in ids if i in held]
@@ -80,7 +95,7 @@ def within(access: AccessFilter, documents: Sequence[str] | None) -> AccessFilte
     return dataclasses.replace(access, document_ids=tuple(named))
 
 
-def matching_documents(engine: Engine, access: AccessFilter, filters: QueryFilters) -> list[str]:
+def matching_documents(store: tuple[Engine, KeyRing], access: AccessFilter, filters: QueryFilters) -> list[str]:
     """Ids of the tenant's documents (in the filter's collections and named documents) that every filter admits."""
     query = select(Document).where(Document.tenant == access.tenant)
     if access.collections is not None:
@@ -93,19 +108,36 @@ def matching_documents(engine: Engine, access: AccessFilter, filters: QueryFilte
         if filters.date_to is not None:
             day_after = datetime.combine(filters.date_to + timedelta(days=1), time.min, UTC)
             query = query.where(col(Document.created_at) < day_after)
+    engine, keyring = store  # the keyring opens what a document's opening states (sealed in its row)
     with session_scope(engine) as session:
-        return [d.id for d in session.exec(query).all() if _admits(filters, d)]
+        rows = session.exec(query).all()
+    return [d.id for d in rows if _admits(filters, d, partial(of_document, keyring, d))]
 
 
-def _admits(filters: QueryFilters, document: Document) -> bool:
+def _admits(filters: QueryFilters, document: Document, opening: Callable[[], Preamble]) -> bool:
+    """Whether ``document`` passes every filter; ``opening`` unseals what its opening states, only when asked."""
     metadata = document.metadata_dict
     if filters.document_types and not _type_matches(filters.document_types, document):
         return False
     if filters.metadata and any(metadata.get(k) != v for k, v in filters.metadata.items()):
         return False
+    if filters.party and not _names_party(opening(), filters.party):
+        return False
+    if filters.date_field == DOCUMENT_DATE and (filters.date_from or filters.date_to):
+        return _date_in_range(opening().date, filters.date_from, filters.date_to)
     if filters.date_field != CREATED_AT and (filters.date_from or filters.date_to):
         return _date_in_range(metadata.get(filters.date_field), filters.date_from, filters.date_to)
     return True
+
+
+def _names_party(opening: Preamble, party: str) -> bool:
+    """``party``'s words, in order and whole, in one of the parties, short names or the title (any case)."""
+    wanted = _words(party)
+    return any(f" {wanted} " in f" {_words(name)} " for name in [opening.title, *opening.parties, *opening.aliases])
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _type_matches(types: list[str], document: Document) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +16,10 @@ from service.schemas import Citation
 from service.snippets import Focus, snippet
 
 EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k): fixed, so any k gates alike
+MIN_NAMED_TERMS, MIN_NAMED_SHARE = 2, 0.3  # of a question's naming words found in a document's title and parties
+
+DocumentNames = Callable[[Sequence[str]], Mapping[str, str]]
+"""Given document ids, the title and parties each one's opening states (:attr:`ingest.preamble.Preamble.names`)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,14 @@ def retrieve(
     mode: SearchMode = "hybrid",
     reranker: Reranker | None = None,
     *,
-    focus: bool = False,
+    names: DocumentNames | None = None,
 ) -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
-    With ``focus`` (``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of the retrieved
-    documents gets that document's chunks ranked by what it asks first (:func:`focused`).
+    With ``names`` (document focus, ``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of
+    the retrieved documents by its title and parties gets that document's chunks ranked by what it asks
+    first (:func:`focused`).
     """
     if access.document_ids is not None and not access.document_ids:
         return Retrieved([], None)  # metadata filters admitted no document
@@ -73,28 +78,37 @@ def retrieve(
             with span("retrieve.rerank"):
                 allowed = reranker.rerank(query, allowed, k)
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
-        if focus:
+        if names is not None:
             with span("retrieve.focus"):
-                allowed = focused(components, query, access, k, mode, allowed)
+                allowed = focused(components, query, access, k, mode, allowed, names)
     coverage = term_coverage(components.sparse, sparse, allowed)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
 
 
 def focused(
-    components: SearchStack, query: str, access: AccessFilter, k: int, mode: SearchMode, found: list[ScoredChunk]
+    components: SearchStack,
+    query: str,
+    access: AccessFilter,
+    k: int,
+    mode: SearchMode,
+    found: list[ScoredChunk],
+    names: DocumentNames,
 ) -> list[ScoredChunk]:
-    """Document-aware ranking: when the question names one of the ``found`` documents (its title and
-    parties), that document's chunks ranked by the ask alone lead, then the rest of ``found``.
+    """Document-aware ranking: when the question names one of the ``found`` documents by the title and
+    parties its opening states (``names``, :mod:`ingest.preamble`), that document's chunks ranked by the
+    ask alone lead, then the rest of ``found``.
 
     "When does the Marketing Affiliate Agreement between Birch First Global Investments Inc. and Mount
     Kowledge Holdings Inc. expire?": the names match every chunk of that agreement alike (its header),
     so inside it only "when does the initial term expire" can rank the clause. The second search runs
-    inside the caller's access filter narrowed to that one document.
+    inside the caller's access filter narrowed to that one document. A document whose opening names no
+    parties (an abstract, a note) is never taken to be named by a question's capitalised words.
     """
     question = analyse(query)
     if not question.reference or question.ask == question.text:
         return found
-    document = named_document(components.sparse, question.reference, found)
+    ranked = list(dict.fromkeys(c.record.document_id for c in found))
+    document = resolve_document(components.sparse, question.reference, ranked, names(ranked))
     if document is None or (access.document_ids is not None and document not in access.document_ids):
         return found
     scoped = dataclasses.replace(access, document_ids=(document,))
@@ -102,6 +116,25 @@ def focused(
     inside = [c for c in components.index.search(dense, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
     ids = {c.record.id for c in inside}
     return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]
+
+
+def resolve_document(
+    encoder: SparseEncoder, reference: str, ranked: Sequence[str], names: Mapping[str, str]
+) -> str | None:
+    """The document of ``ranked`` (ids in rank order) that ``reference`` names, if one is named: the best
+    share of the reference's terms found in its ``names`` (at least :data:`MIN_NAMED_TERMS` of them and a
+    share of :data:`MIN_NAMED_SHARE`), with a small prior for the higher-ranked document."""
+    wanted = set(encoder.embed_query(reference).indices) if reference else set()
+    best: tuple[float, str | None] = (0.0, None)
+    for rank, document in enumerate(ranked):
+        named = names.get(document)
+        if not wanted or not named:
+            continue
+        shared = len(wanted & set(encoder.embed_passage(named).indices))
+        share = shared / len(wanted)
+        if shared >= MIN_NAMED_TERMS and share >= MIN_NAMED_SHARE:
+            best = max(best, (share + 0.1 / (1 + rank), document))
+    return best[1]
 
 
 def named_document(encoder: SparseEncoder, reference: str, pool: Sequence[ScoredChunk]) -> str | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from ingest.preamble import Preamble
 from ingest.store.models import Document, Job
 from service.filters import QueryFilters
 from service.jsontypes import JsonBool, numbers_only
@@ -178,6 +179,21 @@ class JobPublic(BaseModel):
         )
 
 
+class DocumentOpening(BaseModel):
+    """What the document's opening states about itself (contracts: "X AGREEMENT ... dated as of ... between
+    A, a Delaware corporation ("A"), and B ..."); read at ingest from the redacted text, sealed at rest."""
+
+    title: str = Field(default="", description='the title its opening gives, e.g. "Co-Branding Agreement"')
+    parties: list[str] = Field(default_factory=list, description="the parties its opening names")
+    aliases: list[str] = Field(default_factory=list, description='the short names they are defined as ("PrimeCall")')
+    date: str | None = Field(default=None, description="the ISO date its opening states")
+    date_kind: str | None = Field(default=None, description='"effective" (effective as of) or "dated"')
+
+    @classmethod
+    def of(cls, opening: Preamble) -> DocumentOpening | None:
+        return None if opening.empty else cls(**opening.public())
+
+
 class DocumentPublic(BaseModel):
     id: str
     title: str
@@ -199,9 +215,12 @@ class DocumentPublic(BaseModel):
     job: JobPublic | None = None
     version: int = Field(default=1, description="the version readers see (a newer one may be in `job`)")
     parent_id: str | None = Field(default=None, description="the e-mail this document was attached to")
+    opening: DocumentOpening | None = Field(
+        default=None, description="title, parties and date its opening states (null where it states none)"
+    )
 
     @classmethod
-    def of(cls, doc: Document, job: Job | None = None) -> DocumentPublic:
+    def of(cls, doc: Document, job: Job | None = None, opening: Preamble | None = None) -> DocumentPublic:
         return cls(
             id=doc.id,
             title=doc.title,
@@ -223,6 +242,7 @@ class DocumentPublic(BaseModel):
             job=JobPublic.of(job) if job else None,
             version=doc.version,
             parent_id=doc.parent_id,
+            opening=DocumentOpening.of(opening) if opening is not None else None,
         )
 
 

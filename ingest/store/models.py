@@ -56,6 +56,8 @@ class Document(SQLModel, table=True):
     classification: str = Field(default="internal", max_length=64)
     acl_json: str = '{"groups": [], "users": []}'
     metadata_json: str = "{}"
+    # title, parties and date read from the opening (ingest.preamble), sealed under the document's key
+    preamble: str | None = Field(default=None, max_length=8192)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlmodel import col, select
 
 from ingest.audit.trail import AuditUnavailable
 from ingest.config import Settings
+from ingest.documents import document_names
 from ingest.errors import EnclaveError
 from ingest.index.port import AccessFilter, ScoredChunk
 from ingest.runtime import Components
@@ -40,7 +42,7 @@ from service.generation.cache_salt import tenant_cache_salt
 from service.generation.port import GenerationParams, Generator
 from service.question import Question, analyse
 from service.rerank.port import Reranker
-from service.retrieval import Retrieved, document_overlap, named_document, retrieve
+from service.retrieval import DocumentNames, Retrieved, document_overlap, named_document, retrieve
 from service.schemas import QueryRequest, QueryResponse
 from service.snippets import Focus
 
@@ -157,7 +159,16 @@ class Answerer:
         k = req.k or self.settings.retrieval.k
         access = self.access(principal, req)
         fetch = max(k, self.settings.answer.candidates)
-        return Found(retrieve(self.components, req.query, access, fetch, req.mode, self.reranker), access, k, req.mode)
+        names = self.document_names(access.tenant)
+        found = retrieve(self.components, req.query, access, fetch, req.mode, self.reranker, names=names)
+        return Found(found, access, k, req.mode)
+
+    def document_names(self, tenant: str) -> DocumentNames | None:
+        """Document focus's lookup of the title and parties each document's opening states (sealed in its row),
+        or None where ``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS`` is off."""
+        if not self.settings.retrieval.document_focus:
+            return None
+        return partial(document_names, self.components, tenant)
 
     def access(self, principal: Principal, req: Scoped) -> AccessFilter:
         """What a query or search runs under: the caller's access filter narrowed by the request's collections,
@@ -168,7 +179,8 @@ class Answerer:
         """
         if req.document_ids is not None:
             require_visible(self.components, principal, req.document_ids)
-        return narrow(principal.access(req.collections), req.filters, self.components.engine, req.document_ids)
+        store = (self.components.engine, self.components.compliance.keyring)
+        return narrow(principal.access(req.collections), req.filters, store, req.document_ids)
 
     def prepare(self, query: str, found: Found) -> Prepared:
         """Sentences of the retrieved chunks and of the named document's best chunks for the ask, scored."""

@@ -18,11 +18,12 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest import preamble
 from ingest.chunking import TokenChunker
 from ingest.config import Settings
 from ingest.documents import chunk_id, embedding_text, header_text
@@ -38,7 +39,7 @@ from service.evaluation.datasets import CorpusDocument, EvalDataset
 log = logging.getLogger(__name__)
 EVAL_TENANT = "eval"
 EVAL_COLLECTION = "eval"
-INDEX_FORMAT = 1  # bump when the way chunks are built or embedded changes
+INDEX_FORMAT = 2  # bump when the way chunks are built or embedded changes
 ENCODE_BATCH = 512  # texts per encoder call: across documents, sorted by length inside the call
 
 Progress = Callable[[int, int], None]
@@ -53,12 +54,17 @@ class EvalIndex:
     embedder: DenseEmbedder
     sparse: QdrantBm25Encoder
     chunks: dict[str, list[tuple[int, int]]]  # document id -> its chunks' [start, end)
+    names: dict[str, str] = field(default_factory=dict)  # document id -> the title and parties its opening states
     built: bool = False
     build_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.index.close()
+
+    def names_of(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """Document focus's lookup (:data:`service.retrieval.DocumentNames`), as production reads it from the rows."""
+        return {d: self.names[d] for d in document_ids if d in self.names}
 
 
 def fingerprint(dataset: EvalDataset, settings: Settings, embedder: DenseEmbedder, sparse: QdrantBm25Encoder) -> str:
@@ -106,17 +112,22 @@ def open_eval_index(
     if manifest.is_file():
         index.warm_up()
         saved = json.loads(manifest.read_text())
-        return EvalIndex(directory, index, embedder, sparse, _chunk_map(saved["chunks"]), stats=saved["stats"])
+        chunk_map, stored_names = _chunk_map(saved["chunks"]), saved.get("names", {})
+        return EvalIndex(directory, index, embedder, sparse, chunk_map, stored_names, stats=saved["stats"])
     _remove_stale(directory)
     started = time.perf_counter()
     index.warm_up()
     chunker = TokenChunker(embedder.tokenizer, settings.chunking.max_tokens, settings.chunking.overlap_tokens)
-    chunks, stats = _build(dataset, chunker, embedder, sparse, index, progress)
+    names: dict[str, str] = {}
+    chunks, stats = _build(dataset, chunker, embedder, sparse, index, progress, names)
     index.flush()
     elapsed = time.perf_counter() - started
     stats["build_s"] = round(elapsed, 1)
-    manifest.write_text(json.dumps({"dataset": str(dataset.root), "stats": stats, "chunks": chunks}))
-    return EvalIndex(directory, index, embedder, sparse, _chunk_map(chunks), built=True, build_s=elapsed, stats=stats)
+    saved = {"dataset": str(dataset.root), "stats": stats, "chunks": chunks, "names": names}
+    manifest.write_text(json.dumps(saved))
+    return EvalIndex(
+        directory, index, embedder, sparse, _chunk_map(chunks), names, built=True, build_s=elapsed, stats=stats
+    )
 
 
 def _chunk_map(saved: dict[str, list[list[int]]]) -> dict[str, list[tuple[int, int]]]:
@@ -137,12 +148,15 @@ class _Pending:
     text: str
 
 
-def _prepared(documents: Iterable[CorpusDocument], chunker: TokenChunker) -> Iterator[_Pending]:
-    """Every chunk of every document with the exact text production would embed for it."""
+def _prepared(documents: Iterable[CorpusDocument], chunker: TokenChunker, names: dict[str, str]) -> Iterator[_Pending]:
+    """Every chunk of every document with the exact text production would embed for it; each document's
+    title and parties (what production seals into its row) go into ``names``."""
     for doc in documents:
         if not doc.text.strip():
             continue
         parsed = parse_text(doc.text, TEXT)
+        if named := preamble.extract(parsed.text).names:
+            names[doc.doc_id] = named
         header = header_text(chunker, doc.title, parsed)
         for span in chunker.chunk(parsed):
             record = _record(doc, parsed, span.ordinal, span.start, span.end)
@@ -172,11 +186,12 @@ def _build(
     sparse: QdrantBm25Encoder,
     index: QdrantEdgeIndex,
     progress: Progress | None,
+    names: dict[str, str],
 ) -> tuple[dict[str, list[list[int]]], dict[str, Any]]:
     chunks: dict[str, list[list[int]]] = {}
     batch: list[_Pending] = []
     total = 0
-    for pending in _prepared(dataset.documents(), chunker):
+    for pending in _prepared(dataset.documents(), chunker, names):
         batch.append(pending)
         chunks.setdefault(pending.record.document_id, []).append([pending.record.start, pending.record.end])
         if len(batch) >= ENCODE_BATCH:

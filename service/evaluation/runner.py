@@ -60,7 +60,7 @@ def evaluate(
     scores = _Scores()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
-        chunks = retrieve(stack, text, access, limit, mode, focus=focus).chunks
+        chunks = retrieve(stack, text, access, limit, mode, names=stack.names_of if focus else None).chunks
         if reranker is not None:
             chunks = _reranked(reranker, text, chunks, k)
         scores.latencies_ms.append((time.perf_counter() - started) * 1000)

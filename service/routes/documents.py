@@ -10,6 +10,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from ingest import documents as docs
+from ingest import preamble
 from ingest.erasure import ErasureReceipt, erase_document
 from ingest.errors import DocumentTooLarge, InvalidRequest
 from ingest.store.models import Document, DocumentStatus
@@ -211,8 +212,13 @@ def list_documents(
     """Newest first, filtered by collection and/or status; ``next`` links the following page, ``ETag`` for polling."""
     found, total = visible_documents(state.components, principal, collection, status_is, limit, offset)
     page = page_of(request, total, limit, offset)
+    keyring = state.components.compliance.keyring
     listing = DocumentList(
-        documents=[DocumentPublic.of(d) for d in found], total=total, limit=limit, offset=offset, next=page.next
+        documents=[DocumentPublic.of(d, opening=preamble.of_document(keyring, d)) for d in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=page.next,
     )
     audit.record(
         "documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total}
@@ -236,7 +242,7 @@ def get_document(
         job = docs.latest_job(state.components, document_id)
         document = visible_document(state.components, principal, document_id)
     audit.record("document.read", document_ids=[document_id])
-    return DocumentPublic.of(document, job)
+    return DocumentPublic.of(document, job, preamble.of_document(state.components.compliance.keyring, document))
 
 
 @router.delete("/{document_id}", response_model=ErasureReceipt, dependencies=[require("contributor", action="delete")])

@@ -55,7 +55,8 @@ def search(state: StateDep, principal: PrincipalDep, req: SearchRequest, audit: 
     """Ranked chunks only, no generation."""
     with audit.failures("search.performed", query=req.query, document_ids=req.document_ids or ()):
         access = state.answerer.access(principal, req)
-        retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker)
+        names = state.answerer.document_names(access.tenant)
+        retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker, names=names)
     chunks = retrieved.chunks
     audit.record(
         "search.performed",

@@ -1,11 +1,13 @@
 """Document-aware retrieval (``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``): a question that names one of the retrieved
-contracts gets that contract's chunks, ranked by what it asks, first; inside the caller's access filter only.
+contracts by the title and parties its opening states gets that contract's chunks, ranked by what it asks,
+first; inside the caller's access filter only.
 
 Real components: Qdrant Edge, SQLite, the packaged embedder and parser.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from ingest import documents as docs
@@ -44,7 +46,8 @@ def test_the_named_contract_leads_and_the_filter_holds(tmp_path: Path, embedder,
         drain(components)
         question = "Which law governs the Supply Agreement between Acme Corp. and Globex Inc.?"
         reader = AccessFilter(tenant="default", principal_user="u", principal_groups=())
-        found = retrieve(components, question, reader, 5, focus=True).chunks
+        names = partial(docs.document_names, components, "default")
+        found = retrieve(components, question, reader, 5, names=names).chunks
         assert found[0].record.document_id == ids["Supply Agreement"] and "Delaware" in found[0].record.text
         assert ids["Services Agreement"] not in {c.record.document_id for c in found}  # never outside the ACL
         hidden = retrieve(
@@ -52,7 +55,7 @@ def test_the_named_contract_leads_and_the_filter_holds(tmp_path: Path, embedder,
             "Which law governs the Services Agreement between Acme Corp. and Hooli Inc.?",
             reader,
             5,
-            focus=True,
+            names=names,
         ).chunks
         assert ids["Services Agreement"] not in {c.record.document_id for c in hidden}
     finally:
