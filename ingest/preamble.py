@@ -42,7 +42,7 @@ CONNECTOR = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among(?:st)?)|entered\s
 # where the parties clause ends: recitals, the operative words, or the next sentence about "this agreement"
 CLAUSE_END = re.compile(
     r"\b(?:WHEREAS|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H|RECITALS?|BACKGROUND|PREAMBLE|NOW,?\s+THEREFORE"
-    r"|IN\s+CONSIDERATION|(?i:this\s+(?:[\w-]+\s+){0,4}agreement\s+(?:is|shall|sets))|(?i:individually))\b"
+    r"|IN\s+CONSIDERATION|(?i:this\s+(?:[\w-]+\s+){0,4}agreement\s+(?:is|shall|sets))|(?i:individually)|(?i:are\s+each)|(?i:(?:are|is)\s+(?:collectively|together)))\b"
 )
 ALIAS = re.compile(
     r"\(\s*(?:each\s+|individually\s+|hereinafter\s+)?(?:the\s+|a\s+)?[\"“”']([^\"“”']{2,40})[\"“”']", re.I
@@ -193,7 +193,8 @@ def _date(opening: str) -> tuple[str | None, str | None]:
             iso = _iso(match)
             if iso is None:
                 continue
-            kind = "effective" if EFFECTIVE.search(opening[max(0, match.start() - 60) : match.start()]) else "dated"
+            around = opening[max(0, match.start() - 60) : match.start()] + opening[match.end() : match.end() + 30]
+            kind = "effective" if EFFECTIVE.search(around) else "dated"  # "effective as of X", "X (the Effective Date)"
             if best is None or match.start() < best[0]:
                 best = (match.start(), iso, kind)
             break

@@ -45,7 +45,7 @@ def _contract(prefix: str) -> str:
             ["iShip.com, Inc.", "Mail Boxes Etc. USA, Inc."],
             ["Company", "MBE"],
             "1999-04-27",
-            "dated",
+            "effective",  # "as of April 27, 1999 (the "Effective Date")"
         ),
         (
             "PANDIONTHERAPEUTICSHOLDCOLLC",  # "entered into by ... (the "Company"), and Alan Crane, an individual"

@@ -83,7 +83,13 @@ def test_upload_then_ask_then_open_the_cited_span(page: Watched, enclave: Enclav
     failed.wait_for(timeout=TIMEOUT_MS)
     reason = failed.locator(".status").inner_text()
     assert reason.startswith("failed: ") and len(reason) > len("failed: unknown reason"), reason
-    p.locator("#doc-rows tr", has_text=NDA.stem).wait_for()
+    nda_row = p.locator("#doc-rows tr", has_text=NDA.stem)
+    nda_row.wait_for()
+    # what the contract's opening states, read at ingest and shown beside its title
+    assert (
+        nda_row.locator("td").nth(1).inner_text()
+        == "Acme Health Systems, Inc.; Globex Analytics LLC · effective 2025-03-03"
+    )
 
     p.locator(".tab[data-view=ask]").click()
     p.get_by_label("Question").fill(QUESTION)

@@ -93,10 +93,18 @@ async function remove(doc) {
   refresh();
 }
 
+// What the document's opening states: its parties and date ("Acme Corp.; Globex Inc. · effective 2020-03-01").
+function opening(doc) {
+  const o = doc.opening;
+  if (!o) return "";
+  const date = o.date ? `${o.date_kind === "effective" ? "effective" : "dated"} ${o.date}` : "";
+  return [o.parties.join("; "), date].filter(Boolean).join(" · ");
+}
+
 function docRow(doc) {
   const row = document.createElement("tr");
   row.dataset.documentId = doc.id;
-  row.append(cell(doc.title), cell(describe(doc)), cell(doc.pages), cell(doc.chunk_count), cell(doc.collection));
+  row.append(cell(doc.title), cell(opening(doc)), cell(describe(doc)), cell(doc.pages), cell(doc.chunk_count), cell(doc.collection));
   const actions = document.createElement("td");
   if (canDelete) {
     const del = document.createElement("button");
@@ -120,7 +128,7 @@ export async function refresh() {
   } catch (e) {
     const row = document.createElement("tr");
     const td = cell(`The documents could not be listed: ${e.message}`);
-    td.colSpan = 6;
+    td.colSpan = 7;
     row.append(td);
     $("doc-rows").replaceChildren(row);
   }
