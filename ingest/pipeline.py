@@ -23,7 +23,7 @@ from sqlmodel import col, delete
 
 from ingest import preamble, telemetry, titles, webhooks
 from ingest.blobs import blob_key
-from ingest.chunking import ChunkSpan
+from ingest.chunking import ChunkSpan, with_heading
 from ingest.documents import EMBED_BATCH, Upload, chunk_id, context_header, embedding_text, submit
 from ingest.errors import EmptyDocument, EnclaveError
 from ingest.index.port import ChunkRecord, SparseVector
@@ -117,7 +117,8 @@ def prepare(components: Components, job: Job, document: Document) -> Prepared:
     heartbeat(components.engine, job.id, pages=parsed.pages)
     records = _records(target, parsed, spans, titles.chosen(components.compliance, target, parsed))
     header = context_header(components, records[0].title, parsed)  # the redacted title, as shown
-    texts = [embedding_text(header, record.text) for record in records]
+    # the heading path ("12. MISCELLANEOUS > 12.3 Governing Law") is embedded with the clause, never stored in it
+    texts = [embedding_text(header, with_heading(r.text, s.heading)) for r, s in zip(records, spans, strict=True)]
     return Prepared(job, document, target, data, parsed, spans, records, texts)
 
 

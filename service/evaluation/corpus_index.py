@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import preamble
-from ingest.chunking import TokenChunker
+from ingest.chunking import TokenChunker, with_heading
 from ingest.config import Settings
 from ingest.documents import chunk_id, embedding_text, header_text
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
@@ -39,7 +39,7 @@ from service.evaluation.datasets import CorpusDocument, EvalDataset
 log = logging.getLogger(__name__)
 EVAL_TENANT = "eval"
 EVAL_COLLECTION = "eval"
-INDEX_FORMAT = 2  # bump when the way chunks are built or embedded changes
+INDEX_FORMAT = 3  # bump when the way chunks are built or embedded changes
 ENCODE_BATCH = 512  # texts per encoder call: across documents, sorted by length inside the call
 
 Progress = Callable[[int, int], None]
@@ -160,7 +160,7 @@ def _prepared(documents: Iterable[CorpusDocument], chunker: TokenChunker, names:
         header = header_text(chunker, doc.title, parsed)
         for span in chunker.chunk(parsed):
             record = _record(doc, parsed, span.ordinal, span.start, span.end)
-            yield _Pending(record, embedding_text(header, record.text))
+            yield _Pending(record, embedding_text(header, with_heading(record.text, span.heading)))
 
 
 def _record(doc: CorpusDocument, parsed: ParsedDocument, ordinal: int, start: int, end: int) -> ChunkRecord:
