@@ -94,8 +94,9 @@ class RetrievalSettings(BaseModel):
     min_dense_score: float = 0.40  # calibrated: README "Retrieval and answer quality" (bench.eval_answers signals)
     snippet_chars: int = 300
     rerank: RerankSettings = Field(default_factory=RerankSettings)
-    # a question naming one of the retrieved documents gets that document's chunks ranked by its ask first
-    document_focus: bool = False
+    # a question naming one of the retrieved documents by the title and parties its opening states (ingest.preamble)
+    # gets that document's chunks ranked by its ask first (service.retrieval.focused)
+    document_focus: bool = True
 
 
 class AnswerSettings(BaseModel):

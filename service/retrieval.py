@@ -78,10 +78,12 @@ def retrieve(
             with span("retrieve.rerank"):
                 allowed = reranker.rerank(query, allowed, k)
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
+        # the evidence gate reads the search as the whole question ranked it: focus reorders by the ask alone,
+        # whose clauses need not repeat the names the question (and the document's opening) uses
+        coverage = term_coverage(components.sparse, sparse, allowed)
         if names is not None:
             with span("retrieve.focus"):
                 allowed = focused(components, query, access, k, mode, allowed, names)
-    coverage = term_coverage(components.sparse, sparse, allowed)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
 
 
@@ -146,14 +148,18 @@ def named_document(encoder: SparseEncoder, reference: str, pool: Sequence[Scored
     return best[1] if best[0] >= 0.3 else None
 
 
-def document_overlap(encoder: SparseEncoder, names: str, pool: Sequence[ScoredChunk]) -> dict[str, float]:
-    """Per document of ``pool`` (in rank order), the share of the terms of ``names`` in its title and chunks."""
+def document_overlap(
+    encoder: SparseEncoder, names: str, pool: Sequence[ScoredChunk], openings: Mapping[str, str] | None = None
+) -> dict[str, float]:
+    """Per document of ``pool`` (in rank order), the share of the terms of ``names`` in its title and chunks,
+    and in the title and parties its opening states (``openings``, where known)."""
     wanted = set(encoder.embed_query(names).indices) if names else set()
     if not wanted:
         return {}
     texts: dict[str, list[str]] = {}
     for chunk in pool:
-        texts.setdefault(chunk.record.document_id, [chunk.record.title]).append(chunk.record.text)
+        document = chunk.record.document_id
+        texts.setdefault(document, [chunk.record.title, (openings or {}).get(document, "")]).append(chunk.record.text)
     terms = {d: set(encoder.embed_passage("\n".join(parts)).indices) for d, parts in texts.items()}
     return {d: len(wanted & have) / len(wanted) for d, have in terms.items()}
 

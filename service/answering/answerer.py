@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
@@ -186,7 +186,9 @@ class Answerer:
         """Sentences of the retrieved chunks and of the named document's best chunks for the ask, scored."""
         question = analyse(query)
         pool = list(found.retrieved.chunks)
-        coverage = self._party_coverage(question, pool)
+        names = self.document_names(found.access.tenant)
+        openings = names(list(dict.fromkeys(c.record.document_id for c in pool))) if names and question.parties else {}
+        coverage = self._party_coverage(question, pool, openings)
         document = self._named_document(question, pool)
         if document is not None and self.settings.answer.focus_chunks:
             scoped = dataclasses.replace(found.access, document_ids=(document,))
@@ -204,11 +206,15 @@ class Answerer:
         """The document the question names (its title and parties in the retrieved text), if it names one."""
         return named_document(self.components.sparse, question.reference, pool)
 
-    def _party_coverage(self, question: Question, pool: Sequence[ScoredChunk]) -> float | None:
-        """Share of the named parties' words in the best-matching retrieved document (None: it names none)."""
+    def _party_coverage(
+        self, question: Question, pool: Sequence[ScoredChunk], openings: Mapping[str, str]
+    ) -> float | None:
+        """Share of the named parties' words in the best-matching retrieved document, its chunks or the parties its
+        opening states (focus may leave the opening's chunk out of the pool); None: the question names none."""
         if not question.parties:
             return None
-        return max(document_overlap(self.components.sparse, question.parties, pool).values(), default=0.0)
+        overlap = document_overlap(self.components.sparse, question.parties, pool, openings)
+        return max(overlap.values(), default=0.0)
 
     @staticmethod
     def _prompt_sources(ranked: Sequence[Evidence], supplied: Sequence[ScoredChunk], k: int) -> list[ScoredChunk]:
