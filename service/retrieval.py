@@ -83,7 +83,7 @@ def retrieve(
         coverage = term_coverage(components.sparse, sparse, allowed)
         if names is not None:
             with span("retrieve.focus"):
-                allowed = focused(components, query, access, k, mode, allowed, names)
+                allowed = focused(components, query, access, k, mode, allowed, names, dense)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
 
 
@@ -95,6 +95,7 @@ def focused(
     mode: SearchMode,
     found: list[ScoredChunk],
     names: DocumentNames,
+    query_vector: Sequence[float],
 ) -> list[ScoredChunk]:
     """Document-aware ranking: when the question names one of the ``found`` documents by the title and
     parties its opening states (``names``, :mod:`ingest.preamble`), that document's chunks ranked by the
@@ -103,8 +104,11 @@ def focused(
     "When does the Marketing Affiliate Agreement between Birch First Global Investments Inc. and Mount
     Kowledge Holdings Inc. expire?": the names match every chunk of that agreement alike (its header),
     so inside it only "when does the initial term expire" can rank the clause. The second search runs
-    inside the caller's access filter narrowed to that one document. A document whose opening names no
-    parties (an abstract, a note) is never taken to be named by a question's capitalised words.
+    inside the caller's access filter narrowed to that one document, with the question's own dense vector
+    (``query_vector``: the names add about the same to every chunk of the document, and no second
+    embedding is paid for) and the BM25 terms of the ask alone (the names would favour the preamble).
+    A document whose opening names no parties (an abstract, a note) is never taken to be named by a
+    question's capitalised words.
     """
     question = analyse(query)
     if not question.reference or question.ask == question.text:
@@ -114,8 +118,8 @@ def focused(
     if document is None or (access.document_ids is not None and document not in access.document_ids):
         return found
     scoped = dataclasses.replace(access, document_ids=(document,))
-    dense, sparse = components.embedder.embed_query(question.ask), components.sparse.embed_query(question.ask)
-    inside = [c for c in components.index.search(dense, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
+    sparse = components.sparse.embed_query(question.ask)
+    inside = [c for c in components.index.search(query_vector, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
     ids = {c.record.id for c in inside}
     return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]
 
