@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 OPENING_CHARS = 3000  # where the parties and the date are looked for
 CLAUSE_CHARS = 700  # the longest "between ..." clause read
+DESCRIBED_CHARS = 1200  # without one, where names described as legal persons are looked for
+# a caps title run into the name that follows it: everything up to its last document word goes
+DOCUMENT_WORDS = re.compile(r"^.*\b(?:AGREEMENT|CONTRACT|LEASE|LICENSE|AMENDMENT|ADDENDUM|Agreement|Contract)\b\s*")
 MAX_PARTIES = 6
 MAX_NAME = 80
 
@@ -53,7 +56,7 @@ SEGMENT_SPLIT = re.compile(r";|,?\s+\b(?i:and)\b\s+|\)\s*,\s+(?=[A-Z])")
 # a name: capitalised words (allowing "Inc.", "L.L.C.", "deltathree.com", "of"/"for"/"the" inside)
 NAME = re.compile(
     r"(?:[A-Z0-9][\w&.'’/-]*|[a-z][\w-]*\.(?:com|net|org|io)\b)"
-    r"(?:,?\s+(?:(?:of|for|the|de|du|la|von|van)\s+)?(?:[A-Z0-9][\w&.'’/-]*|[a-z][\w-]*\.(?:com|net|org|io)\b))*"
+    r"(?:,?\s+(?:(?:of|for|the|de|du|la|von|van|&)\s+)?(?:[A-Z0-9][\w&.'’/-]*|[a-z][\w-]*\.(?:com|net|org|io)\b))*"
 )
 # a legal person: a corporate word in the name, or a descriptor or a defined short name right after it
 CORPORATE = re.compile(
@@ -63,8 +66,8 @@ CORPORATE = re.compile(
 )
 DESCRIBED = re.compile(
     r"^\s*(?:\((?:\s*(?:each|individually|hereinafter(?:\s+referred\s+to)?(?:\s+as)?|the|a)\s+)*[\"“”']|,\s*(?:a|an|the)\s+(?:[\w-]+\s+){0,6}?(?:corporation|company|partnership|individual|association"
-    r"|bank|trust|entity|organi[sz]ation|limited|society|resident|citizen|person)\b|,?\s*(?:having|with)\s+(?:its|a)"
-    r"\s+(?:principal|registered|place))",
+    r"|bank|trust|entity|organi[sz]ation|limited|society|resident|citizen|person)\b|,?\s*(?:having|with)\s+(?:its|an?)"
+    r"\s+(?:principal|registered|place|address|office))",
     re.I,
 )
 NOT_A_NAME = re.compile(
@@ -133,11 +136,39 @@ def _parties(opening: str) -> tuple[list[str], list[str]]:
         end = CLAUSE_END.search(clause)
         clause = clause[: end.start()] if end else clause
         parties = _names(clause)
-        aliases = _unique([a.strip() for a in ALIAS.findall(clause) if a.strip().lower() not in GENERIC_ALIASES])
-        parties = [p for p in parties if p.lower() not in {a.lower() for a in aliases}]
+        aliases = _aliases(clause)
+        parties = _not_aliases(parties, aliases)
         if parties:  # "between" inside a title line with no names after it: try the next one
             return parties, aliases[:MAX_PARTIES]
-    return [], []
+    return _described(opening[:DESCRIBED_CHARS])
+
+
+def _described(opening: str) -> tuple[list[str], list[str]]:
+    """Without a "between" clause: the names the opening describes as legal persons where it names them
+    ("Mutual Insurance Corporation of America, a Michigan insurance corporation", "X, L.P. (the "Investor")")."""
+    names: list[str] = []
+    for match in NAME.finditer(opening):
+        name = DOCUMENT_WORDS.sub("", _clean(match.group(0)))  # "EXHIBIT 10.26 MICOA AGENCY AGREEMENT Mutual ..."
+        if not DESCRIBED.match(opening[match.end() :]) or (len(name.split()) < 2 and not CORPORATE.search(name)):
+            continue
+        if len(re.findall(r"[A-Za-z]", name)) >= 2 and not NOT_A_NAME.fullmatch(name) and not name[0].isdigit():
+            names.append(name[:MAX_NAME])
+    if not names:
+        return [], []
+    clause_end = opening.rfind(names[-1]) + len(names[-1]) + 120  # the short names defined right after them
+    aliases = _aliases(opening[:clause_end])
+    return _not_aliases(_unique(names), aliases)[:MAX_PARTIES], aliases[:MAX_PARTIES]
+
+
+def _aliases(text: str) -> list[str]:
+    """The short names ``text`` defines ("PrimeCall"), but not "Agreement" or "Effective Date"."""
+    return _unique([a.strip() for a in ALIAS.findall(text) if a.strip().lower() not in GENERIC_ALIASES])
+
+
+def _not_aliases(names: list[str], aliases: list[str]) -> list[str]:
+    """A party named only by its short name ("Shipper") is a role, not another party."""
+    short = {a.lower() for a in aliases}
+    return [n for n in names if n.lower() not in short]
 
 
 def _names(clause: str) -> list[str]:

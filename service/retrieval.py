@@ -106,7 +106,8 @@ def focused(
     so inside it only "when does the initial term expire" can rank the clause. The second search runs
     inside the caller's access filter narrowed to that one document, with the question's own dense vector
     (``query_vector``: the names add about the same to every chunk of the document, and no second
-    embedding is paid for) and the BM25 terms of the ask alone (the names would favour the preamble).
+    embedding is paid for) and the BM25 terms of the ask alone (the names would favour the preamble);
+    a dense-only search embeds the ask instead, having no BM25 side to carry it.
     A document whose opening names no parties (an abstract, a note) is never taken to be named by a
     question's capitalised words.
     """
@@ -119,6 +120,8 @@ def focused(
         return found
     scoped = dataclasses.replace(access, document_ids=(document,))
     sparse = components.sparse.embed_query(question.ask)
+    if mode == "dense":  # no BM25 side to carry the ask: the names in the question's vector would favour the preamble
+        query_vector = components.embedder.embed_query(question.ask)
     inside = [c for c in components.index.search(query_vector, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
     ids = {c.record.id for c in inside}
     return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]

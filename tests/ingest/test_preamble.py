@@ -67,13 +67,24 @@ def test_real_contract_openings(
     assert (found.date, found.date_kind) == (date, kind)
 
 
+def test_without_a_between_clause_the_described_legal_persons_are_the_parties() -> None:
+    # "EXHIBIT 10.26 MICOA AGENCY AGREEMENT Mutual Insurance Corporation of America, a Michigan insurance
+    # corporation (MICOA) and Stratton, Cheeseman & Walsh-Nevada, Inc., a Nevada corporation, ("Agency") ..."
+    found = preamble.extract(_contract("AMERICANPHYSICIANSCAPITALINC"))
+    assert found.parties == ["Mutual Insurance Corporation of America", "Stratton, Cheeseman & Walsh-Nevada, Inc."]
+    assert preamble.extract(_contract("ADUROBIOTECH,INC_06_02_2020-EX-10.7-CONSULTING AGREEMENT(1)")).parties == [
+        "Aduro Biotech, Inc.",
+        "IREYA B.V",
+    ]
+
+
 def test_most_contracts_name_their_parties_and_abstracts_name_none() -> None:
     contracts = [preamble.extract(p.read_text(errors="replace")) for p in sorted(CONTRACTS.iterdir())]
-    assert sum(bool(c.parties) for c in contracts) / len(contracts) > 0.8  # measured 445 of 510
+    assert sum(bool(c.parties) for c in contracts) / len(contracts) > 0.85  # measured 459 of 510
     with (DATA / "scifact" / "corpus.jsonl").open() as corpus:
         abstracts = [json.loads(line) for line in islice(corpus, 500)]
     named = [a["_id"] for a in abstracts if preamble.extract(f"{a['title']}\n{a['text']}").parties]
-    assert len(named) <= 5, named  # an abstract saying "interactions between X and Y" may slip through; rarely
+    assert len(named) <= 3, named  # an abstract thanking a funder ("Wellcome Trust") may slip through; rarely
 
 
 @pytest.mark.parametrize(
