@@ -30,7 +30,7 @@ CUAD_CONTRACTS, CUAD_DISTRACTORS = 3, 3
 
 # Measured on these slices: SciFact nDCG@10 hybrid 0.924 (recall@100 1.0), dense 0.939, bm25 0.914;
 # CUAD hybrid nDCG@10 0.524, MRR@10 0.405, recall@10 0.870, span recall@10 0.869; with document focus
-# nDCG@10 0.718, MRR@10 0.665, span recall@10 0.898 (SciFact with focus: 0.924, unchanged).
+# nDCG@10 0.753, MRR@10 0.711, span recall@10 0.900 (SciFact with focus: 0.924, unchanged).
 SCIFACT_FLOORS = {
     "hybrid": {"ndcg@10": 0.82, "recall@100": 0.90},
     "dense": {"ndcg@10": 0.83},
@@ -38,9 +38,9 @@ SCIFACT_FLOORS = {
 }
 CUAD_FLOORS = {
     "hybrid": {"ndcg@10": 0.38, "recall@10": 0.65, "span_recall@10": 0.65, "span_precision@10": 0.035},
-    "hybrid+focus": {"ndcg@10": 0.60, "mrr@10": 0.55, "span_recall@10": 0.80},
+    "hybrid+focus": {"ndcg@10": 0.65, "mrr@10": 0.60, "span_recall@10": 0.80},
 }
-FOCUS_GAIN = 0.15  # MRR@10 document focus adds on the slice, at least (measured 0.405 -> 0.665)
+FOCUS_GAIN = 0.15  # MRR@10 document focus adds on the slice, at least (measured 0.405 -> 0.711)
 # On 40 easy queries the branches are close (dense edges out hybrid by 0.015): fusion must not cost more.
 FUSION_TOLERANCE = 0.03
 
