@@ -67,7 +67,8 @@ class KeyRing:
 
     # -- keys by purpose --------------------------------------------------------------------------
     def tenant_key(self, tenant: str) -> bytes:
-        return self._get_or_create(
+        # the cache first: building the row template (an ORM model) costs more than the lookup, every request
+        return self._load(tenant_key_id(tenant)) or self._get_or_create(
             DataKey(id=tenant_key_id(tenant), kind="tenant", tenant=tenant, parent="master", wrapped="")
         )
 
@@ -76,7 +77,9 @@ class KeyRing:
         return self._load(tenant_key_id(tenant))
 
     def audit_key(self) -> bytes:
-        return self._get_or_create(DataKey(id=AUDIT_KEY_ID, kind="audit", parent="master", wrapped=""))
+        return self._load(AUDIT_KEY_ID) or self._get_or_create(
+            DataKey(id=AUDIT_KEY_ID, kind="audit", parent="master", wrapped="")
+        )
 
     def create_document_key(self, tenant: str, document_id: str, session: Session | None = None) -> bytes:
         """A fresh key for a new document, wrapped by its tenant's key.
