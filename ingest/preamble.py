@@ -117,6 +117,13 @@ class Preamble:
         """The words a question uses to name the document: its title, its parties and their short names."""
         return "; ".join(([self.title] if self.title else []) + self.parties + self.aliases)
 
+    def names_party(self, party: str) -> bool:
+        """``party``'s words, in order and whole, in one of the parties, short names or the title (any case)."""
+        wanted = _words(party)
+        return bool(wanted) and any(
+            f" {wanted} " in f" {_words(n)} " for n in [self.title, *self.parties, *self.aliases]
+        )
+
     def public(self) -> dict[str, Any]:
         """The form shown in document listings."""
         return asdict(self)
@@ -239,6 +246,10 @@ def _iso(match: re.Match[str]) -> str | None:
         return date(int(parts["year"]), month, int(parts["day"])).isoformat()
     except ValueError:
         return None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _unique(items: list[str]) -> list[str]:

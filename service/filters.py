@@ -10,7 +10,6 @@ authorisation filter, on both the dense and the BM25 branch.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -121,23 +120,13 @@ def _admits(filters: QueryFilters, document: Document, opening: Callable[[], Pre
         return False
     if filters.metadata and any(metadata.get(k) != v for k, v in filters.metadata.items()):
         return False
-    if filters.party and not _names_party(opening(), filters.party):
+    if filters.party and not opening().names_party(filters.party):
         return False
     if filters.date_field == DOCUMENT_DATE and (filters.date_from or filters.date_to):
         return _date_in_range(opening().date, filters.date_from, filters.date_to)
     if filters.date_field != CREATED_AT and (filters.date_from or filters.date_to):
         return _date_in_range(metadata.get(filters.date_field), filters.date_from, filters.date_to)
     return True
-
-
-def _names_party(opening: Preamble, party: str) -> bool:
-    """``party``'s words, in order and whole, in one of the parties, short names or the title (any case)."""
-    wanted = _words(party)
-    return any(f" {wanted} " in f" {_words(name)} " for name in [opening.title, *opening.parties, *opening.aliases])
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _type_matches(types: list[str], document: Document) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
-from ingest import titles
+from ingest import preamble, titles
 from ingest.errors import NotFound
 from ingest.index.port import AccessFilter, admits
 from ingest.runtime import Components
@@ -66,19 +66,25 @@ def visible_documents(
     status: DocumentStatus | None,
     limit: int,
     offset: int,
+    party: str | None = None,
 ) -> tuple[list[Document], int]:
-    """One page of the caller's documents (titles in clear), newest first, and how many it may see in all."""
+    """One page of the caller's documents (titles in clear), newest first, and how many it may see in all;
+    with ``party``, only those whose opening names it (``Preamble.names_party``: sealed, so read here)."""
     access = principal.access([collection] if collection else None)
     query = _filtered(select(Document), access, status)
     order = (col(Document.created_at).desc(), col(Document.id))
+    keyring = components.compliance.keyring
     with session_scope(components.engine) as session:
-        if access.principal_groups is None and access.principal_user is None and not access.excluded_groups:
+        sql_decides = access.principal_groups is None and access.principal_user is None and not access.excluded_groups
+        if sql_decides and party is None:
             total = int(session.exec(_filtered(select(func.count()).select_from(Document), access, status)).one())
             page = list(session.exec(query.order_by(*order).offset(offset).limit(limit)).all())
         else:
             rows = [d for d in session.exec(query.order_by(*order)).all() if admits(access, labels(d))]
+            if party is not None:
+                rows = [d for d in rows if preamble.of_document(keyring, d).names_party(party)]
             page, total = rows[offset : offset + limit], len(rows)
-    return [titles.readable(components.compliance.keyring, d) for d in page], total
+    return [titles.readable(keyring, d) for d in page], total
 
 
 def _filtered(query: Any, access: AccessFilter, status: DocumentStatus | None) -> Any:

@@ -208,9 +208,14 @@ def list_documents(
     status_is: Annotated[DocumentStatus | None, Query(alias="status")] = None,
     limit: LimitQuery = 100,
     offset: OffsetQuery = 0,
+    party: Annotated[
+        str | None,
+        Query(min_length=2, max_length=200, description="a party, short name or title the document's opening states"),
+    ] = None,
 ) -> Response:
-    """Newest first, filtered by collection and/or status; ``next`` links the following page, ``ETag`` for polling."""
-    found, total = visible_documents(state.components, principal, collection, status_is, limit, offset)
+    """Newest first, filtered by collection, status and/or party; ``next`` links the following page, ``ETag`` for
+    polling."""
+    found, total = visible_documents(state.components, principal, collection, status_is, limit, offset, party)
     page = page_of(request, total, limit, offset)
     keyring = state.components.compliance.keyring
     listing = DocumentList(
@@ -221,7 +226,9 @@ def list_documents(
         next=page.next,
     )
     audit.record(
-        "documents.listed", document_ids=[d.id for d in found], detail={"collection": collection, "total": total}
+        "documents.listed",
+        document_ids=[d.id for d in found],
+        detail={"collection": collection, "total": total} | ({"party": party} if party else {}),
     )
     return conditional_json(request, listing)
 

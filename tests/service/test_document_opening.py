@@ -66,6 +66,18 @@ def test_the_listing_and_the_document_show_what_the_opening_states(client: TestC
     assert client.get(f"/v1/documents/{manifest}").json()["opening"]["date"] == "1999-04-27"
 
 
+def test_the_listing_filters_by_party(client: TestClient) -> None:
+    def listed(party: str) -> set[str]:
+        body = client.get("/v1/documents", params={"party": party}).json()
+        assert body["total"] == len(body["documents"])
+        return {NAMES[d["id"]] for d in body["documents"]}
+
+    assert listed("deltathree.com") == {"cobranding.txt"}
+    assert listed("MBE") == {"manifest.txt"}
+    assert listed("Harbour Street") == set()  # the lease's text, but not a party of it
+    assert client.get("/v1/documents", params={"party": "x"}).status_code == 422
+
+
 def test_a_party_filter_matches_whole_words_of_a_party_or_its_short_name(client: TestClient) -> None:
     assert _found(client, {"party": "PrimeCall"}) == {"cobranding.txt"}
     assert _found(client, {"party": "mail boxes etc"}) == {"manifest.txt"}
