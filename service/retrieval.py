@@ -148,7 +148,10 @@ def resolve_document(
 
 def named_document(encoder: SparseEncoder, reference: str, pool: Sequence[ScoredChunk]) -> str | None:
     """The document ``reference`` names among ``pool``'s (its title and parties in their text), if it names one:
-    the best share of the reference's terms, with a small prior for the higher-ranked document."""
+    the best share of the reference's terms, with a small prior for the higher-ranked document.
+
+    The answerer uses it to widen its sentence pool, where a false hit costs only candidates; retrieval's
+    focus, which reorders what a caller sees, resolves names against openings (:func:`resolve_document`)."""
     scores = document_overlap(encoder, reference, pool)
     ranked = [(score + 0.1 / (1 + rank), document) for rank, (document, score) in enumerate(scores.items())]
     best = max(ranked, default=(0.0, None))
