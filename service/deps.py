@@ -11,7 +11,9 @@ from service.auth import Principal, current_principal
 from service.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """The app state. ``async`` because it only reads an attribute: a sync dependency costs every request a
+    hop to the thread pool and back (bench/profile_query)."""
     state: AppState | None = getattr(request.app.state, "enclave", None)
     if state is None:
         raise ServiceUnavailable("Enclave is still starting; retry in a few seconds")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from ingest.audit.trail import AuditEvent
 from ingest.errors import ServiceUnavailable
@@ -40,10 +41,12 @@ def require(*roles: Role, action: str) -> Any:
     :raises PermissionDenied: (403) with the policy's reasons.
     """
 
-    def check(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        # In the event loop, not the thread pool: the policy's answers are memoised per revision (a dict lookup
+        # under a lock); only a denial writes to the store, and that goes to the pool.
         decision = access_control(request).decide(principal, action, roles)
         if not decision.allowed:
-            audit_denial(request, principal, action, decision)
+            await run_in_threadpool(audit_denial, request, principal, action, decision)
             raise PermissionDenied(decision.reason)
         return principal
 

@@ -70,7 +70,8 @@ class RequestAudit:
             raise
 
 
-def request_audit(request: Request, state: StateDep, principal: PrincipalDep) -> RequestAudit:
+async def request_audit(request: Request, state: StateDep, principal: PrincipalDep) -> RequestAudit:
+    """``async``: it blocks on nothing (the ids come from the request's context), so no thread-pool hop."""
     return RequestAudit(state, actor_of(principal, request))
 
 
