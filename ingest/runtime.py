@@ -134,11 +134,15 @@ def build_components(
     embedder: DenseEmbedder | None = None,
     parser: Parser | None = None,
     embedder_check: bool = True,
+    warm_parser: bool = True,
 ) -> Components:
     """Create and warm every write-path component from settings.
 
     ``embedder`` and ``parser`` may be passed in already warm: they hold no per-site state, so
     one process (a test session, a benchmark) can share them across data directories.
+    ``warm_parser=False`` leaves the parser to load its libraries on the first document that needs
+    them: ``enclave ingest`` of plain text then never pays the 3-5 s that importing ``unstructured``
+    and loading spaCy take (a long-running service warms it, so no upload waits for them).
 
     :raises EmbedderMismatch: the index holds vectors of another embedder (``ingest.embedding.identity``).
     """
@@ -157,6 +161,7 @@ def build_components(
     index.warm_up()
     if parser is None:
         parser = UnstructuredParser()
-    parser.warm_up()
+    if warm_parser:
+        parser.warm_up()
     blobs = SealedBlobStore(LocalBlobStore(settings.blob_dir / "originals"), compliance.keyring)
     return Components(settings, engine, embedder, QdrantBm25Encoder(), index, parser, blobs, compliance)

@@ -36,7 +36,7 @@ def ingest(
     if remote.REMOTE.url:
         results = remote.ingest_files(remote.REMOTE, files, collection, classification, Progress(console=err))
     else:
-        components = build_components(settings)
+        components = build_components(settings, warm_parser=False)  # a folder of .txt needs no unstructured
         try:
             results = ingest_files(
                 components, files, collection or settings.default_collection, classification, Progress(console=err)

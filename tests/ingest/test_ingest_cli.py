@@ -76,8 +76,8 @@ def test_cli_prints_the_table_and_exits_non_zero_on_failure(
     monkeypatch.setattr(  # a fresh site per run: the command closes its components when it is done
         service.cli.documents,
         "build_components",
-        lambda settings: build_components(
-            make_settings(tmp_path / f"site-{next(sites)}"), embedder=embedder, parser=parser
+        lambda settings, **options: build_components(
+            make_settings(tmp_path / f"site-{next(sites)}"), embedder=embedder, parser=parser, **options
         ),
     )
     result = CliRunner().invoke(app, ["ingest", str(_folder(tmp_path / "in")), "--recursive"], env={"COLUMNS": "400"})
