@@ -7,13 +7,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.auth import Principal
-from service.auth.actor import actor_of
+from ingest.config import Settings
 from service.cli import remote
 from service.cli.shared import configured_settings
-from service.compliance.context import RequestAudit
-from service.schemas import QueryRequest
-from service.state import build_state
+from service.schemas import QueryRequest, QueryResponse
 
 out = Console()
 
@@ -24,16 +21,7 @@ def ask(
 ) -> None:
     """Answer a question from the ingested documents and print the citations."""
     settings = configured_settings()
-    if remote.REMOTE.url:
-        response = remote.ask(remote.REMOTE, question, k)
-    else:
-        state = build_state(settings, start_worker=False)
-        try:
-            principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
-            audit = RequestAudit(state, actor_of(principal))
-            response = state.answerer.audited(principal, QueryRequest(query=question, k=k), audit)
-        finally:
-            state.close()
+    response = remote.ask(remote.REMOTE, question, k) if remote.REMOTE.url else _ask_here(settings, question, k)
     out.print(response.answer)
     removed = response.unsupported_removed
     out.print(f"  ({response.grounding}" + (f", {removed} unsupported sentence(s) removed)" if removed else ")"))
@@ -41,3 +29,19 @@ def ask(
         page = f" p. {c.page}" if c.page else ""
         flag = "" if c.cited else " (supplied, not cited)"
         out.print(f"  [{c.marker}] {c.title}{page} chars {c.start}-{c.end}{flag}: {c.snippet[:120]!r}")
+
+
+def _ask_here(settings: Settings, question: str, k: int | None) -> QueryResponse:
+    """The answer from the local data directory, audited as the local admin."""
+    from service.auth import Principal  # lazy: the read path (FastAPI, auth, policy) is for `ask` only
+    from service.auth.actor import actor_of  # lazy: as above
+    from service.compliance.context import RequestAudit  # lazy: as above
+    from service.state import build_state  # lazy: as above
+
+    state = build_state(settings, start_worker=False)
+    try:
+        principal = Principal(tenant=settings.default_tenant, subject="cli", roles=("admin",), auth_method="local")
+        audit = RequestAudit(state, actor_of(principal))
+        return state.answerer.audited(principal, QueryRequest(query=question, k=k), audit)
+    finally:
+        state.close()

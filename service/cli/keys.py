@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.errors import EnclaveError
-from service.auth import api_keys
 from service.cli.shared import configured_settings, store_engine
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create (shown once), list, revoke.")
@@ -34,6 +33,8 @@ def create(
     expires_days: Annotated[float | None, typer.Option(help="days until it stops working")] = None,
 ) -> None:
     """Create an API key and print it (only it) on stdout; it is stored hashed and never shown again."""
+    from service.auth import api_keys  # lazy: the service.auth package loads FastAPI, which only `serve` needs
+
     settings = configured_settings()
     try:
         created = api_keys.create_key(
@@ -56,6 +57,8 @@ def create(
 @keys_app.command("list")
 def list_(tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None) -> None:
     """Every key (id, tenant, name, roles, groups, expiry, revocation); never the keys themselves."""
+    from service.auth import api_keys  # lazy: as in create
+
     table = Table("id", "tenant", "name", "roles", "groups", "created", "expires", "revoked", "active")
     for k in api_keys.list_keys(store_engine(configured_settings()), tenant):
         table.add_row(
@@ -79,6 +82,8 @@ def _when(moment: object) -> str:
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="the id `enclave keys list` shows")]) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
+    from service.auth import api_keys  # lazy: as in create
+
     try:
         api_keys.revoke_key(store_engine(configured_settings()), key_id)
     except EnclaveError as exc:

@@ -10,9 +10,7 @@ import typer
 from rich.console import Console
 
 from ingest.policy_data import policies_dir
-from service.auth.dev_key import dev_key
 from service.cli.shared import configured_settings
-from service.policy.regopy_engine import RegoPolicyEngine
 
 policy_app = typer.Typer(no_args_is_help=True, help="The access policy in policies/*.rego: check, reload.")
 err = Console(stderr=True)
@@ -23,6 +21,8 @@ def check(
     directory: Annotated[Path | None, typer.Argument(help="default: ENCLAVE_COMPLIANCE__POLICIES_DIR")] = None,
 ) -> None:
     """Compile the access policy as the service would; exits 1 with file:line:column when it does not compile."""
+    from service.policy.regopy_engine import RegoPolicyEngine  # lazy: the Rego engine is for `policy check` only
+
     engine = RegoPolicyEngine(directory or policies_dir(configured_settings()), check_interval_s=0)
     status = engine.reload()
     if status.last_error is not None or status.revision is None:
@@ -37,6 +37,8 @@ def reload(
     api_key: Annotated[str | None, typer.Option(envvar="ENCLAVE_API_KEY", help="an admin key (dev: dev key)")] = None,
 ) -> None:
     """Tell a running server to recompile its policy now (``kill -HUP <pid>`` does the same)."""
+    from service.auth.dev_key import dev_key  # lazy: service.auth pulls in FastAPI, which other commands never need
+
     settings = configured_settings()
     key = api_key or (found.value if (found := dev_key(settings, create=False)) else "")
     target = (url or f"http://{settings.host}:{settings.port}").rstrip("/")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 
@@ -15,14 +14,8 @@ from ingest.config import Settings
 from ingest.errors import EnclaveError
 from ingest.placement import check_placement
 from ingest.runtime import build_components
-from service.app import create_app
-from service.auth.authenticator import build_authenticator
-from service.auth.dev_key import announcement, dev_key
 from service.cli.ingesting import ingest_files
 from service.cli.shared import configured_settings, files_under, store_engine
-from service.generation.hf_model import hf_model_dir
-from service.policy.regopy_engine import request_reload
-from service.proxies import UVICORN_OPTIONS
 
 err = Console(stderr=True)
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -33,6 +26,11 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to bind")] = None,
 ) -> None:
     """Run the API and the web page."""
+    import uvicorn  # lazy: the web server (uvicorn, FastAPI, the routes) is for `serve` and `up` only
+
+    from service.app import create_app  # lazy: as above
+    from service.proxies import UVICORN_OPTIONS  # lazy: as above
+
     settings = configured_settings()
     prepare_serving(settings)  # production without identity stops here; dev mode prints where its key is
     bind_host, bind_port = host or settings.host, port or settings.port
@@ -67,6 +65,8 @@ def export_model(
     models_dir: Annotated[Path | None, typer.Option(help="parent folder (default: <data dir>/models)")] = None,
 ) -> None:
     """Convert the packaged SmolLM2 GGUF to a Hugging Face folder for vLLM (once); prints its path."""
+    from service.generation.hf_model import hf_model_dir  # lazy: for `export-model` only
+
     try:
         print(hf_model_dir(models_dir or configured_settings().data_dir / "models"))
     except EnclaveError as exc:
@@ -80,6 +80,10 @@ def prepare_serving(settings: Settings) -> None:
 
     :raises typer.Exit: production mode with no identity provider and no API key, or keys and anchors misplaced.
     """
+    from service.auth.authenticator import build_authenticator  # lazy: auth pulls in FastAPI; `serve` only
+    from service.auth.dev_key import announcement, dev_key  # lazy: as above
+    from service.policy.regopy_engine import request_reload  # lazy: as above
+
     try:
         check_placement(settings, serving=True)
         build_authenticator(settings, store_engine(settings))

@@ -12,7 +12,6 @@ import logging
 import threading
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
@@ -41,6 +40,10 @@ def build_tracer_provider(cfg: ObservabilitySettings) -> TracerProvider | None:
 
 
 def _otlp_exporter(endpoint: str | None) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # lazy: protobuf and HTTP, when tracing is on
+        OTLPSpanExporter,
+    )
+
     return OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
 
 
