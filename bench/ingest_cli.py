@@ -81,11 +81,11 @@ def windows(files: list[Path], tokenizer: Any, count: int) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
+    # sentence-transformers itself, not Enclave's embedder (which runs MiniLM on transformers alone)
+    from ingest.embedding.sentence_transformers_embedder import load_sentence_transformer, packaged_model_path
 
     files = contracts(args.contracts)
-    bare = SentenceTransformerEmbedder(precision="fp32")
-    bare.warm_up()
+    bare = load_sentence_transformer(packaged_model_path())
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")} | {"DO_NOT_TRACK": "1"}
     cli_runs: list[tuple[float, int]] = []
     bare_runs: list[float] = []
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             texts = windows(files, bare.tokenizer, cli_runs[-1][1])
             started = time.perf_counter()
             for i in range(0, len(texts), 64):
-                bare.embed_passages(texts[i : i + 64])
+                bare.encode(texts[i : i + 64], batch_size=64, normalize_embeddings=True, show_progress_bar=False)
             bare_runs.append(time.perf_counter() - started)
             say(
                 f"round {round_number + 1}: enclave ingest {cli_runs[-1][1]} chunks in {cli_runs[-1][0]:.1f} s; "
