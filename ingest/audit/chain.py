@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,15 +31,24 @@ def canonical(values: dict[str, Any]) -> bytes:
 
 
 def chained_fields(record: AuditRecord) -> dict[str, Any]:
+    return _chained(record.model_dump())
+
+
+def _chained(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         name: value
-        for name, value in record.model_dump().items()
+        for name, value in values.items()
         if name not in UNCHAINED and not (name in ADDED_LATER and value is None)
     }
 
 
 def link_mac(key: bytes, record: AuditRecord) -> str:
-    message = canonical(chained_fields(record)) + b"|" + record.prev_hash.encode("ascii")
+    return link_mac_of_values(key, record.model_dump())
+
+
+def link_mac_of_values(key: bytes, values: Mapping[str, Any]) -> str:
+    """:func:`link_mac` of a record given as its column values (every column of :class:`AuditRecord`)."""
+    message = canonical(_chained(values)) + b"|" + str(values["prev_hash"]).encode("ascii")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 

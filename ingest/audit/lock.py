@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.engine import Connection, Engine
 
 from ingest.store.db import advisory_xact_lock
 
@@ -49,9 +48,9 @@ class ChainLock:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
-    def begin(self, session: Session) -> None:
+    def begin(self, connection: Connection) -> None:
         """Take the database's own lock as the transaction's first statement."""
         if self._dialect == "sqlite":
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
-            advisory_xact_lock(session, LOCK_NAME)
+            advisory_xact_lock(connection, LOCK_NAME)

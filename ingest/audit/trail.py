@@ -16,13 +16,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from ingest import telemetry
 from ingest.audit.anchor import AnchorLog
-from ingest.audit.chain import GENESIS, Head, Verification, link_mac, make_checkpoint, verify, verify_extension
+from ingest.audit.chain import (
+    GENESIS,
+    Head,
+    Verification,
+    link_mac_of_values,
+    make_checkpoint,
+    verify,
+    verify_extension,
+)
 from ingest.audit.lock import ChainLock
 from ingest.errors import EnclaveError, ServiceUnavailable
 from ingest.keys.crypto import open_text, seal_text
@@ -32,6 +41,8 @@ from ingest.store.db import session_scope
 
 log = logging.getLogger(__name__)
 PAGE = 1000
+HEAD = select(col(AuditRecord.seq), col(AuditRecord.hash)).order_by(col(AuditRecord.seq).desc()).limit(1)
+INSERT = insert(AuditRecord)
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -139,7 +150,7 @@ class AuditTrail:
         in_body = False
         try:
             with self._lock.process(), Session(self._engine, expire_on_commit=False) as session:
-                self._lock.begin(session)
+                self._lock.begin(session.connection())
                 try:
                     in_body = True
                     audited = AuditSession(self, session)
@@ -153,45 +164,67 @@ class AuditTrail:
             if in_body:  # the caller's own change failed: not an audit problem, let it through
                 raise
             raise AuditUnavailable(_unavailable(exc)) from exc
-        for listener in list(self._listeners):
-            listener(len(audited.records))
+        self._appended(len(audited.records))
 
     def record(self, event: AuditEvent) -> AuditRecord:
-        """Append one record in its own transaction (queries, searches). :raises AuditUnavailable:"""
+        """Append one record in its own transaction (queries, searches), committed before this returns.
+
+        The same lock, head read, link and commit as :meth:`transaction`, on a bare connection: every search
+        pays for this, and an ORM session's unit of work costs more than the append itself (bench/query.py).
+        The record returned is a detached copy of the row written (its fields only, not for a session).
+
+        :raises AuditUnavailable: nothing was written, so nothing may be returned to the caller.
+        """
         if event.query is not None:
             self._keyring.tenant_key(event.actor.tenant)  # create it before the write lock is taken
-        with self.transaction() as audited:
-            return audited.append(event)
+        try:
+            with self._lock.process(), self._engine.connect() as connection:
+                self._lock.begin(connection)
+                values = self.link(connection.execute(HEAD).first(), event)
+                connection.execute(INSERT, values)
+                connection.commit()
+        except (SQLAlchemyError, OSError, EnclaveError) as exc:
+            raise AuditUnavailable(_unavailable(exc)) from exc
+        self._appended(1)
+        return AuditRecord.model_construct(**values)
+
+    def _appended(self, records: int) -> None:
+        for listener in list(self._listeners):
+            listener(records)
 
     def build(self, session: Session, event: AuditEvent) -> AuditRecord:
-        head = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
+        """The next link after the head ``session`` sees (it must hold the chain lock)."""
+        return AuditRecord(**self.link(session.execute(HEAD).first(), event))
+
+    def link(self, head: Row[int, str] | None, event: AuditEvent) -> dict[str, Any]:
+        """The column values of the record of ``event`` that follows ``head`` (``seq``, ``hash``; None: genesis)."""
         actor = event.actor
-        record = AuditRecord(
-            seq=(head.seq + 1) if head else 1,
-            time=iso_time(),
-            tenant=actor.tenant,
-            subject=actor.subject,
-            roles_json=json.dumps(sorted(actor.roles)),
-            auth_method=actor.auth_method,
-            action=event.action,
-            outcome=event.outcome,
-            request_id=actor.request_id,
-            server_request_id=actor.server_request_id,
-            client=actor.client,
-            document_ids_json=json.dumps(list(dict.fromkeys(event.document_ids))),
-            chunk_ids_json=json.dumps(list(dict.fromkeys(event.chunk_ids))),
-            model=event.model,
-            decision=event.decision,
-            decision_reason=event.decision_reason,
-            query_ciphertext=self._seal_query(actor.tenant, event.query),
-            latency_ms=event.latency_ms,
-            detail_json=json.dumps(event.detail, sort_keys=True),
-            key_id=AUDIT_KEY_ID,
-            prev_hash=head.hash if head else GENESIS,
-            hash="",
-        )
-        record.hash = link_mac(self._keyring.audit_key(), record)
-        return record
+        values: dict[str, Any] = {
+            "seq": (head.seq + 1) if head else 1,
+            "time": iso_time(),
+            "tenant": actor.tenant,
+            "subject": actor.subject,
+            "roles_json": json.dumps(sorted(actor.roles)),
+            "auth_method": actor.auth_method,
+            "action": event.action,
+            "outcome": event.outcome,
+            "request_id": actor.request_id,
+            "server_request_id": actor.server_request_id,
+            "client": actor.client,
+            "document_ids_json": json.dumps(list(dict.fromkeys(event.document_ids))),
+            "chunk_ids_json": json.dumps(list(dict.fromkeys(event.chunk_ids))),
+            "model": event.model,
+            "decision": event.decision,
+            "decision_reason": event.decision_reason,
+            "query_ciphertext": self._seal_query(actor.tenant, event.query),
+            "latency_ms": event.latency_ms,
+            "detail_json": json.dumps(event.detail, sort_keys=True),
+            "key_id": AUDIT_KEY_ID,
+            "prev_hash": head.hash if head else GENESIS,
+            "hash": "",
+        }
+        values["hash"] = link_mac_of_values(self._keyring.audit_key(), values)
+        return values
 
     def _seal_query(self, tenant: str, query: str | None) -> str | None:
         if query is None:

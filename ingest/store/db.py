@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from ingest.store import compliance_models, models  # noqa: F401  (registers the tables)
@@ -58,14 +58,15 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def advisory_xact_lock(session: Session, name: str) -> None:
+def advisory_xact_lock(session: Session | Connection, name: str) -> None:
     """Hold an exclusive lock named ``name`` until the session's transaction ends.
 
     PostgreSQL: ``pg_advisory_xact_lock`` (every process and replica on the database queues on it).
     SQLite: a no-op, because one writer at a time is already the database's own rule; a caller
     that must read-then-write atomically there starts with ``BEGIN IMMEDIATE`` instead.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
 
 
