@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -27,6 +28,7 @@ KEY_PREFIX = "enc_"
 # engine of pydantic and JSON Schema validators, and ECMA-262: explicit classes, no \s, full matches only.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/ -]{0,127}$")
 GROUP = re.compile(r"^[^\t\n\v\f\r ,][^,]{0,255}$")
+BY_HASH = select(ApiKey).where(col(ApiKey.key_hash) == bindparam("key_hash"))
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,12 @@ def is_active(record: ApiKey, now: datetime | None = None) -> bool:
 
 
 def find_active(engine: Engine, key: str) -> ApiKey | None:
-    """The key's record if it exists, is not revoked and has not expired."""
-    with session_scope(engine) as session:
-        record = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    """The key's record if it exists, is not revoked and has not expired: read from the store on every call, so
+    a revocation (by any process) refuses the key's next request. A bare connection, not an ORM session: every
+    request pays for this lookup (bench/query.py). The record is a detached copy (its fields only)."""
+    with engine.connect() as connection:
+        row = connection.execute(BY_HASH, {"key_hash": hash_key(key)}).first()
+    record = ApiKey.model_construct(**row._mapping) if row is not None else None
     return record if record is not None and is_active(record) else None
 
 
