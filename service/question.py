@@ -64,3 +64,15 @@ def analyse(text: str) -> Question:
     connector = PARTIES.search(text)
     parties = " ".join(text[a:b] for a, b in sorted(reference_spans) if connector and a >= connector.end())
     return Question(text=text, ask=ask, reference=reference, kind=kind, parties=parties)
+
+
+def without_names(text: str, names: str) -> str:
+    """``text`` less each of ``names`` (``"; "``-separated, as :attr:`ingest.preamble.Preamble.names` gives them)
+    it contains in any case and punctuation: "which state's laws apply under the co-branding agreement between
+    theglobe.com inc. and ..." still names its document after :func:`analyse` keeps lower-case words in the ask.
+    Single-word names (short names such as "Licensee") stay: one word may be what the question asks about."""
+    for name in sorted(names.split("; "), key=len, reverse=True):
+        words = re.findall(r"\w+", name)
+        if len(words) >= 2:
+            text = re.sub(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", " ", text, flags=re.I)
+    return " ".join(text.split())
