@@ -169,14 +169,16 @@ def test_a_title_with_a_name_and_an_ssn_is_shown_only_redacted(
 ) -> None:
     clinic.secrets += [name, ssn]
     collection, tag = f"c{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    before = len(clinic.embedder.passages)  # this document's passages follow
     with clinic.http(clinic.admin) as admin, clinic.http(clinic.reader) as reader:
         document_id = _upload(admin, source, template.format(name=name, ssn=ssn), BODY.format(tag=tag), collection)
         title = _ready(admin, document_id)["title"]
+        # not picked by the tag: a phi rule may redact it (spaCy reads about 3% of 8-hex-digit tags as a name or place)
+        embedded = clinic.embedder.passages[before:]
         assert "[US_SSN]" in title and "[PERSON-" in title, title  # the phi rule: SSN masked, name pseudonymised
         for where, text in _shown(reader, document_id, collection).items():
             assert ssn not in text and name not in text, (where, text)
             assert title in text, (where, title, text)
-    embedded = [t for t in clinic.embedder.passages if tag in t]
     assert embedded and all(ssn not in t and name not in t for t in embedded), embedded
     # the header every chunk is embedded with starts with the title as shown ("_" read as a space)
     assert all(t.startswith(title.replace("_", " ") + "\n") for t in embedded), (title, embedded)
