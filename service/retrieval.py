@@ -131,9 +131,11 @@ def focused(
     if mode == "dense":  # no BM25 side to carry the ask: the names in the question's vector would favour the preamble
         query_vector = components.embedder.embed_query(ask)
     else:  # the ask's BM25 terms find how the visible corpus words such a clause (no embedding to pay for)
-        pool = components.index.search(query_vector, sparse, access, FEEDBACK_CHUNKS, "bm25").chunks
+        pool = components.index.search(query_vector, sparse, access, FEEDBACK_CHUNKS, "bm25", best_dense=False).chunks
         sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool if _admitted(c, access)])
-    inside = [c for c in components.index.search(query_vector, sparse, scoped, k, mode).chunks if _admitted(c, scoped)]
+    # the evidence gate reads the unfocused search's best dense similarity: none is looked up here
+    result = components.index.search(query_vector, sparse, scoped, k, mode, best_dense=False)
+    inside = [c for c in result.chunks if _admitted(c, scoped)]
     ids = {c.record.id for c in inside}
     return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]
 

@@ -142,8 +142,12 @@ class VectorIndex(Protocol):
         access: AccessFilter,
         limit: int,
         mode: SearchMode = "hybrid",
+        *,
+        best_dense: bool = True,
     ) -> SearchResult:
-        """Rank chunks the caller may see, best first."""
+        """Rank chunks the caller may see, best first; with ``best_dense``, also the best dense similarity
+        among them (:attr:`SearchResult.best_dense_score`, one more nearest-neighbour search: a search whose
+        evidence strength nobody reads passes False and gets None)."""
 
     def count(self, access: AccessFilter) -> int:
         """Number of chunks the filter admits."""

@@ -224,6 +224,8 @@ class QdrantClientIndex:
         access: AccessFilter,
         limit: int,
         mode: SearchMode = "hybrid",
+        *,
+        best_dense: bool = True,
     ) -> SearchResult:
         flt = access_filter(access)
         if mode != "dense":
@@ -234,6 +236,9 @@ class QdrantClientIndex:
             query=dense_q, using=DENSE, filter=flt, limit=1, params=self._params, with_payload=False
         )
         main = self._main_request(mode, dense_q, sparse_q, flt, limit)
+        if not best_dense:
+            (alone,) = self.client.query_batch_points(self.collection, requests=[main])
+            return SearchResult(chunks=[_scored(p) for p in alone.points])
         ranked, best = self.client.query_batch_points(self.collection, requests=[main, top_dense])
         best_score = best.points[0].score if best.points else None
         return SearchResult(chunks=[_scored(p) for p in ranked.points], best_dense_score=best_score)

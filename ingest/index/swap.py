@@ -94,9 +94,11 @@ class AtomicSwapIndex:
         access: AccessFilter,
         limit: int,
         mode: SearchMode = "hybrid",
+        *,
+        best_dense: bool = True,
     ) -> SearchResult:
         with self._lock.read():
-            return self.inner.search(dense, sparse, access, limit, mode)
+            return self.inner.search(dense, sparse, access, limit, mode, best_dense=best_dense)
 
     def count(self, access: AccessFilter) -> int:
         with self._lock.read():

@@ -65,11 +65,13 @@ class SealedIndex:
         access: AccessFilter,
         limit: int,
         mode: SearchMode = "hybrid",
+        *,
+        best_dense: bool = True,
     ) -> SearchResult:
         tenant_key = self._keyring.tenant_key_if_exists(access.tenant)
         # a tenant without a key has no chunks: its query terms can match nothing
         keyed = key_vector(term_key(tenant_key), sparse) if tenant_key is not None else SparseVector([], [])
-        result = self.inner.search(dense, keyed, access, limit, mode)
+        result = self.inner.search(dense, keyed, access, limit, mode, best_dense=best_dense)
         opened = [chunk for chunk in map(self._open, result.chunks) if chunk is not None]
         return SearchResult(chunks=opened, best_dense_score=result.best_dense_score, extra=result.extra)
 

@@ -109,6 +109,22 @@ class IndexContract:
             == "law"
         )
 
+    @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+    def test_without_best_dense_the_same_ranking_and_no_evidence_score(  # type: ignore[no-untyped-def]
+        self, index: VectorIndex, embedder, mode: str
+    ) -> None:
+        fill(index, embedder, [record(1, "law"), record(2, "pay"), record(3, "hand"), record(4, "law", tenant="t2")])
+        query = "which state's laws govern the agreement"
+        dense, sparse = embedder.embed_query(query), QdrantBm25Encoder().embed_query(query)
+        access = AccessFilter(tenant="t1")
+        full = index.search(dense, sparse, access, 3, mode)  # type: ignore[arg-type]
+        bare = index.search(dense, sparse, access, 3, mode, best_dense=False)  # type: ignore[arg-type]
+        assert [c.record.id for c in bare.chunks] == [c.record.id for c in full.chunks]
+        assert [c.score for c in bare.chunks] == pytest.approx([c.score for c in full.chunks], abs=1e-5)
+        assert full.best_dense_score is not None and full.best_dense_score > 0.3
+        assert bare.best_dense_score is None
+        assert {c.record.tenant for c in bare.chunks} == {"t1"}  # the other tenant's copy of the clause stays out
+
     def test_tenant_and_acl_are_enforced_inside_the_query(self, index: VectorIndex, embedder) -> None:  # type: ignore[no-untyped-def]
         fill(
             index,
