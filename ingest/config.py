@@ -24,6 +24,9 @@ class IndexSettings(BaseModel):
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 256  # 128: recall@10 0.94 under a 50% ACL filter at 100k chunks; 256: 0.99, +0.3 ms (bench/query)
+    # Qdrant Edge: segments with more dense vectors than this (KB) get an HNSW graph, built by the ingest
+    # worker once that many lack one (ingest.index.maintenance); smaller ones are scanned
+    full_scan_kb: int = Field(default=10_000, ge=1)
     # Qdrant server/cluster only (backend "qdrant"); applied when Enclave creates the collection
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0)

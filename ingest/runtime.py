@@ -65,7 +65,12 @@ def make_index(settings: Settings, dim: int) -> VectorIndex:
 
         return QdrantClientIndex(dim, cluster_config(cfg))
     return QdrantEdgeIndex(
-        settings.index_dir, dim, hnsw_m=cfg.hnsw_m, ef_construct=cfg.hnsw_ef_construct, hnsw_ef=cfg.hnsw_ef
+        settings.index_dir,
+        dim,
+        hnsw_m=cfg.hnsw_m,
+        ef_construct=cfg.hnsw_ef_construct,
+        hnsw_ef=cfg.hnsw_ef,
+        full_scan_kb=cfg.full_scan_kb,
     )
 
 

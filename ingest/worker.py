@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from ingest.batching import BatchingWorker, Finished
+from ingest.index.maintenance import build_graph_if_due
 from ingest.jobs import Heartbeats, pending_count, requeue_stale
 from ingest.runtime import Components
 
@@ -64,6 +65,7 @@ def run_worker(
             if requeued:
                 log.warning("requeued abandoned jobs count=%d", requeued)
             processed += BatchingWorker(components, name, beats, stop=stop, on_finished=on_finished).drain()
+            build_graph_if_due(components.index)  # the queue is empty: a graph for what it added, when due
             if until_empty and pending_count(components.engine) == 0:
                 break
             stop.wait(poll_s)
@@ -112,6 +114,7 @@ class BackgroundWorker:
             while not self._stop.is_set():
                 try:
                     BatchingWorker(self._components, name, beats, stop=self._stop).drain()
+                    build_graph_if_due(self._components.index)  # also an index filled before this release
                     requeue_stale(self._components.engine, stale_after(self._components))
                 except Exception:  # noqa: BLE001 - the worker must outlive one bad iteration
                     log.exception("ingest worker iteration failed")

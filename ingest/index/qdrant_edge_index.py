@@ -40,6 +40,8 @@ SPARSE = "bm25"
 KEYWORD_FIELDS = ("document_id", "collection", "acl_groups", "acl_users", "classification")
 HIDDEN_PAYLOAD = qe.PayloadSelector.Exclude([TERMS_FIELD])
 UPGRADE_BATCH = 512
+# segments up to this size (KB of dense vectors, ~6,700 at 384 dimensions) are scanned; larger ones get an HNSW graph
+FULL_SCAN_KB = 10_000
 
 # Rewrites a stored sparse vector for the current format (the sealed index keys its term ids per tenant).
 TermRemap = Callable[[str, SparseVector], SparseVector]
@@ -78,11 +80,14 @@ class QdrantEdgeIndex:
         ef_construct: int = 100,
         hnsw_ef: int = 128,
         hybrid: HybridConfig | None = None,
+        full_scan_kb: int = FULL_SCAN_KB,
     ) -> None:
         self._path = path
         self.hybrid = hybrid or HybridConfig()
         self._dim = dim
-        self._hnsw = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construct, full_scan_threshold=10_000)
+        self._full_scan_kb = full_scan_kb
+        self._unindexed_after_build = 0  # dense vectors left without a graph by the last optimize
+        self._hnsw = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construct, full_scan_threshold=full_scan_kb)
         self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
         self._shard: qe.EdgeShard | None = None
         self._write_lock = threading.Lock()
@@ -118,7 +123,9 @@ class QdrantEdgeIndex:
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},  # no index-side IDF: see term_stats
             hnsw_config=self._hnsw,
             wal_enabled=False,
-            optimizers=qe.EdgeOptimizersConfig(deleted_threshold=0.0, vacuum_min_vector_number=0),
+            optimizers=qe.EdgeOptimizersConfig(
+                deleted_threshold=0.0, vacuum_min_vector_number=0, indexing_threshold=self._full_scan_kb
+            ),
         )
 
     # -- upgrade of an index written by an earlier Enclave ---------------------------------------
@@ -218,11 +225,33 @@ class QdrantEdgeIndex:
         return True
 
     def optimize(self) -> bool:
-        """Vacuum every segment holding a deleted point and merge segments (used by erasure and benchmarks)."""
+        """Vacuum every segment holding a deleted point, merge segments, and build the HNSW graph of every
+        segment past ``full_scan_kb`` (used by erasure, :func:`ingest.index.maintenance.build_graph_if_due`
+        and benchmarks)."""
         with self._write_lock:
             changed = self.shard.optimize()
             self.shard.flush()
+            self._unindexed_after_build = self.unindexed()
             return changed
+
+    def unindexed(self) -> int:
+        """Dense vectors in no HNSW graph: searched by a full scan until :meth:`optimize` builds theirs.
+
+        The engine counts every point's sparse vector as indexed (an inverted index is built as points
+        arrive) and a dense vector once its segment has a graph, so the dense share is the indexed count
+        less the points."""
+        info = self.shard.info()
+        return max(0, 2 * info.points_count - info.indexed_vectors_count)
+
+    def graph_due(self) -> bool:
+        """Whether ``full_scan_kb`` of dense vectors more than after the last :meth:`optimize` lack a graph.
+
+        Qdrant Edge runs no background optimiser: without a call to :meth:`optimize` every dense search
+        scans every vector (2.8 ms per search at 37,690 chunks; 0.2-1.0 ms with the graph). Counting from
+        what the last optimize left bounds how often a graph-less remainder (segments the engine would
+        rather scan) brings the rewrite back."""
+        grown = self.unindexed() - self._unindexed_after_build
+        return grown * self._dim * 4 >= self._full_scan_kb * 1024
 
     def _write(self, operation: qe.UpdateOperation, *, durable: bool) -> None:
         """Apply one update (flushed before returning when ``durable``) and drop cached term counts."""

@@ -29,6 +29,7 @@ from ingest.config import Settings
 from ingest.documents import chunk_id, embedding_text, header_text
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.embedding.port import DenseEmbedder
+from ingest.index.maintenance import build_graph_if_due
 from ingest.index.port import ChunkRecord
 from ingest.index.qdrant_edge_index import HybridConfig, QdrantEdgeIndex
 from ingest.parsing.port import ParsedDocument
@@ -108,9 +109,11 @@ def open_eval_index(
         ef_construct=settings.index.hnsw_ef_construct,
         hnsw_ef=settings.index.hnsw_ef,
         hybrid=hybrid,
+        full_scan_kb=settings.index.full_scan_kb,
     )
     if manifest.is_file():
         index.warm_up()
+        build_graph_if_due(index)  # searched as production's worker leaves an index (also one built before it did)
         saved = json.loads(manifest.read_text())
         chunk_map, stored_names = _chunk_map(saved["chunks"]), saved.get("names", {})
         return EvalIndex(directory, index, embedder, sparse, chunk_map, stored_names, stats=saved["stats"])
@@ -121,6 +124,7 @@ def open_eval_index(
     names: dict[str, str] = {}
     chunks, stats = _build(dataset, chunker, embedder, sparse, index, progress, names)
     index.flush()
+    build_graph_if_due(index)
     elapsed = time.perf_counter() - started
     stats["build_s"] = round(elapsed, 1)
     saved = {"dataset": str(dataset.root), "stats": stats, "chunks": chunks, "names": names}
