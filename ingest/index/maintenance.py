@@ -6,6 +6,7 @@ import logging
 import time
 
 from ingest.index.port import VectorIndex
+from ingest.index.swap import innermost
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,7 @@ def build_graph_if_due(index: VectorIndex) -> bool:
     goes through the wrappers (the swap lock's maintenance side, as a vacuum does). Searches go on
     meanwhile; writes wait. Returns whether a graph was built.
     """
-    innermost: object = index
-    while hasattr(innermost, "inner"):
-        innermost = innermost.inner
-    due = getattr(innermost, "graph_due", None)
+    due = getattr(innermost(index), "graph_due", None)
     optimize = getattr(index, "optimize", None)
     if due is None or optimize is None or not due():
         return False

@@ -127,10 +127,14 @@ class AtomicSwapIndex:
         Yields the innermost adapter, whose files then stay unchanged: a backup copies them here.
         """
         with self._lock.write(), self._maintenance:
-            inner = self.inner
-            while hasattr(inner, "inner"):
-                inner = inner.inner
-            yield inner
+            yield innermost(self.inner)
+
+
+def innermost(index: VectorIndex) -> VectorIndex:
+    """The adapter under every wrapper (:class:`AtomicSwapIndex`, the sealing one): each keeps it as ``inner``."""
+    while hasattr(index, "inner"):
+        index = index.inner
+    return index
 
 
 def swap_version(

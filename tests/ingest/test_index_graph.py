@@ -13,7 +13,7 @@ from ingest import documents as docs
 from ingest.index.maintenance import build_graph_if_due
 from ingest.index.port import AccessFilter, ChunkRecord, SparseVector
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex
-from ingest.index.swap import AtomicSwapIndex
+from ingest.index.swap import AtomicSwapIndex, innermost
 from ingest.runtime import build_components
 from ingest.worker import run_worker
 from tests.conftest import make_settings
@@ -82,11 +82,9 @@ def test_the_ingest_worker_leaves_the_index_with_its_graph(tmp_path: Path, embed
         for i in range(2):
             docs.submit(site, upload(contract(i)))
         run_worker(site, until_empty=True, poll_s=0.05)
-        innermost = site.index
-        while hasattr(innermost, "inner"):
-            innermost = innermost.inner
-        assert isinstance(innermost, QdrantEdgeIndex)
+        edge = innermost(site.index)
+        assert isinstance(edge, QdrantEdgeIndex)
         chunks = site.index.count(AccessFilter(tenant=TENANT))
-        assert chunks > 10 and innermost.unindexed() == 0, chunks
+        assert chunks > 10 and edge.unindexed() == 0, chunks
     finally:
         site.close()
