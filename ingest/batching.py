@@ -25,7 +25,9 @@ from ingest.runtime import Components
 from ingest.store.models import Job
 
 log = logging.getLogger(__name__)
-PREFETCH = 2  # documents parsed ahead of the embedder (bounded: each holds its text and vectors)
+# documents parsed ahead of the embedder (bounded: each holds its text and chunk texts). Enough short ones to
+# fill a batch: with 2, 300 abstracts of ~7 chunks went in 172 batches of ~13 instead of 41 of ~53 (42.9 -> 40.1 s)
+PREFETCH = 16
 Finished = Callable[[Job], None]
 
 
