@@ -17,8 +17,8 @@ def build_graph_if_due(index: VectorIndex) -> bool:
     Qdrant Edge runs no background optimiser, so an index filled by ingestion alone answers every
     dense search by scanning every vector. The ingest workers call this after draining the queue: the
     innermost adapter says whether a graph is due (``graph_due``, Qdrant Edge only) and ``optimize``
-    goes through the wrappers (the swap lock's maintenance side, as a vacuum does). Searches go on
-    meanwhile; writes wait. Returns whether a graph was built.
+    goes through the wrappers (the swap lock's maintenance side, as a vacuum does). No lock of ours
+    holds searches back meanwhile; writes wait. Returns whether a graph was built.
     """
     due = getattr(innermost(index), "graph_due", None)
     optimize = getattr(index, "optimize", None)
