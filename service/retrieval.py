@@ -17,8 +17,8 @@ from service.snippets import Focus, snippet
 
 EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k): fixed, so any k gates alike
 MIN_NAMED_TERMS, MIN_NAMED_SHARE = 2, 0.3  # of a question's naming words found in a document's title and parties
-# pseudo-relevance feedback for a focused search (:func:`with_feedback`); chosen on constructed CUAD wordings
-# (bench/cuad_feedback.py), not on the reported dev or reworded figures
+# pseudo-relevance feedback for a focused search (:func:`with_feedback`); chosen on a constructed CUAD wording
+# (``TUNING`` in bench/cuad_reworded.py) and dev, never on the reworded set
 FEEDBACK_CHUNKS, FEEDBACK_TERMS, FEEDBACK_MIN_CHUNKS, FEEDBACK_WEIGHT = 10, 10, 2, 0.5
 
 DocumentNames = Callable[[Sequence[str]], Mapping[str, str]]

@@ -232,13 +232,13 @@ class QdrantClientIndex:
             sparse = self.idf.weigh(access, sparse)
         dense_q = models.NearestQuery(nearest=list(map(float, dense)))
         sparse_q = models.NearestQuery(nearest=models.SparseVector(indices=sparse.indices, values=sparse.values))
-        top_dense = models.QueryRequest(
-            query=dense_q, using=DENSE, filter=flt, limit=1, params=self._params, with_payload=False
-        )
         main = self._main_request(mode, dense_q, sparse_q, flt, limit)
         if not best_dense:
             (alone,) = self.client.query_batch_points(self.collection, requests=[main])
             return SearchResult(chunks=[_scored(p) for p in alone.points])
+        top_dense = models.QueryRequest(
+            query=dense_q, using=DENSE, filter=flt, limit=1, params=self._params, with_payload=False
+        )
         ranked, best = self.client.query_batch_points(self.collection, requests=[main, top_dense])
         best_score = best.points[0].score if best.points else None
         return SearchResult(chunks=[_scored(p) for p in ranked.points], best_dense_score=best_score)

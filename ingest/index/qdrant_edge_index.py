@@ -299,10 +299,10 @@ class QdrantEdgeIndex:
             sparse = self.idf.weigh(access, sparse)
         dense_q = qe.Query.Nearest(list(map(float, dense)), using=DENSE)
         sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-        top_dense = qe.QueryRequest(limit=1, query=dense_q, filter=flt, params=self._params, with_payload=False)
         main = self._main_request(mode, dense_q, sparse_q, flt, limit)
         if not best_dense:
             return SearchResult(chunks=[_scored(p) for p in self.shard.query(main)])
+        top_dense = qe.QueryRequest(limit=1, query=dense_q, filter=flt, params=self._params, with_payload=False)
         ranked, best = self.shard.query_batch(qe.QueryBatchRequest([main, top_dense]))
         best_score = best[0].score if best else None
         return SearchResult(chunks=[_scored(p) for p in ranked], best_dense_score=best_score)
