@@ -4,7 +4,8 @@ Embedding dominates ingestion, and the embedder is fastest on full batches. A pr
 claims jobs and runs :func:`ingest.pipeline.prepare` (parse, OCR, redact, chunk) while the
 calling thread embeds: chunk texts from consecutive documents are packed into one batch, so a
 run of one-chunk abstracts embeds as efficiently as one long contract. A document is completed
-(swapped into the index, rows committed) as soon as its last chunk is embedded.
+(swapped into the index, rows committed) as soon as its last chunk is embedded, with the others
+a batch finished: one index flush for them all.
 
 Each stage's failure is recorded on its own job (:func:`ingest.pipeline.fail_job`); the other
 documents of a shared batch are failed (and retried) only when the batch's embedding itself fails.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest.jobs import Heartbeats, claim_next, heartbeat
-from ingest.pipeline import Prepared, complete, embed, fail_job, prepare, start
+from ingest.pipeline import Prepared, complete_all, embed, fail_job, prepare, start
 from ingest.runtime import Components
 from ingest.store.models import Job
 
@@ -159,17 +160,14 @@ class BatchingWorker:
             heartbeat(self._components.engine, slot.prepared.job.id, chunks=len(slot.prepared.dense))
 
     def _complete_ready(self, slots: deque[_Slot]) -> int:
-        """Complete (or drop, when failed) the documents at the front whose chunks are all embedded."""
-        processed = 0
+        """Complete (or drop, when failed) the documents at the front whose chunks are all embedded.
+
+        Together (:func:`ingest.pipeline.complete_all`): one index flush for all the batch finished."""
+        done: list[_Slot] = []
         while slots and slots[0].done:
-            slot = slots.popleft()
-            if not slot.failed:
-                try:
-                    complete(self._components, slot.prepared)
-                except Exception as exc:  # noqa: BLE001 - recorded on the job by fail_job
-                    fail_job(self._components, slot.prepared.job, slot.prepared.document, exc)
-            processed += self._finished(slot.prepared.job)
-        return processed
+            done.append(slots.popleft())
+        complete_all(self._components, [slot.prepared for slot in done if not slot.failed])
+        return sum(self._finished(slot.prepared.job) for slot in done)
 
     def _finished(self, job: Job) -> int:
         if self._beats is not None:

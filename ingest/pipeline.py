@@ -2,7 +2,8 @@
 
 1. :func:`prepare` — parse (OCR where needed), redact, chunk, build the chunk records.
 2. :func:`embed` — dense and BM25 vectors, in batches (possibly shared with other documents).
-3. :func:`complete` — swap the new version into the index, commit the rows, queue attachments.
+3. :func:`complete` — swap the new version into the index, commit the rows, queue attachments
+   (:func:`complete_all` for several documents at once, with one index flush).
 
 Nothing reaches the index before stage 3, and stage 3 replaces the document's chunks in one
 step readers cannot split (:mod:`ingest.index.swap`). So a job that fails, or whose worker is
@@ -27,7 +28,7 @@ from ingest.chunking import ChunkSpan, with_heading
 from ingest.documents import EMBED_BATCH, Upload, chunk_id, context_header, embedding_text, submit
 from ingest.errors import EmptyDocument, EnclaveError
 from ingest.index.port import ChunkRecord, SparseVector
-from ingest.index.swap import swap_version
+from ingest.index.swap import flushed_once, swap_version
 from ingest.jobs import fail, finish, heartbeat
 from ingest.parsing.port import Attachment, ParsedDocument
 from ingest.runtime import Components
@@ -142,7 +143,44 @@ def embed(components: Components, texts: Sequence[str]) -> tuple[list[list[float
 
 def complete(components: Components, prepared: Prepared) -> int:
     """Swap the version into the index, commit its rows, queue its attachments, finish the job."""
-    job, target = prepared.job, prepared.target
+    swap_in(components, prepared)
+    return commit(components, prepared)
+
+
+def complete_all(components: Components, group: Sequence[Prepared]) -> None:
+    """:func:`complete` each document of ``group``, with one index flush for all of them.
+
+    Every version is swapped in, the index is flushed once (:func:`ingest.index.swap.flushed_once`;
+    on Qdrant Edge a flush costs about 21 ms, as much as embedding a short abstract), and only then
+    are the rows committed: a document is never marked ready before its chunks are durable. Each
+    document's failure is recorded on its own job; when the flush fails, every swapped one fails
+    (and is retried), none committed.
+    """
+    if not group:
+        return
+    swapped: list[Prepared] = []
+    try:
+        with telemetry.span("ingest.flush", documents=len(group)), flushed_once(components.index):
+            for prepared in group:
+                try:
+                    swap_in(components, prepared)
+                except Exception as exc:  # noqa: BLE001 - recorded on the job by fail_job
+                    fail_job(components, prepared.job, prepared.document, exc)
+                else:
+                    swapped.append(prepared)
+    except Exception as exc:  # noqa: BLE001 - the flush failed: no swapped version is known durable
+        for prepared in swapped:
+            fail_job(components, prepared.job, prepared.document, exc)
+        return
+    for prepared in swapped:
+        try:
+            commit(components, prepared)
+        except Exception as exc:  # noqa: BLE001 - recorded on the job by fail_job
+            fail_job(components, prepared.job, prepared.document, exc)
+
+
+def swap_in(components: Components, prepared: Prepared) -> None:
+    """Make the prepared version the document's only one in the index (:func:`ingest.index.swap.swap_version`)."""
     with telemetry.span("ingest.upsert", chunks=len(prepared.records)):
         swap_version(
             components.index,
@@ -151,13 +189,18 @@ def complete(components: Components, prepared: Prepared) -> int:
             prepared.sparse,
             previous=live_version(prepared.document),
         )
+
+
+def commit(components: Components, prepared: Prepared) -> int:
+    """After :func:`swap_in`: commit the version's rows, queue its attachments, finish the job; its chunk count."""
+    target = prepared.target
     _commit_ready(components, prepared)
     if target.version > 1:  # the new original becomes the document's original
         components.blobs.put(target.id, prepared.data)
         components.blobs.delete(blob_key(target.id, target.version))
     _submit_attachments(components, target, prepared.parsed.attachments)
-    finish(components.engine, job.id)
-    webhooks.announce_job(components.engine, job.id, webhooks.JOB_COMPLETED)
+    finish(components.engine, prepared.job.id)
+    webhooks.announce_job(components.engine, prepared.job.id, webhooks.JOB_COMPLETED)
     telemetry.document_finished("ready", len(prepared.records))
     log.info("ingested document=%s version=%d chunks=%d", target.id, target.version, len(prepared.records))
     return len(prepared.records)

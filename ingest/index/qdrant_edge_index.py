@@ -3,7 +3,8 @@
 The shard keeps no write-ahead log, so a deleted chunk leaves no copy behind in a log that erasure
 cannot reach. Deletes are flushed to the segments before they return; upserts at the next flush,
 delete or close (a document version's swap ends with a delete, so each ingested version is durable
-once, before its job is marked done). Deleted points stay in their segment until
+once, before its job is marked done). The ingest worker completes a batch's documents inside
+:meth:`QdrantEdgeIndex.deferred_flush` and flushes once after them, still before any is marked done. Deleted points stay in their segment until
 :meth:`QdrantEdgeIndex.optimize` vacuums it (erasure calls it; the vacuum thresholds are zero, so any
 deletion qualifies). BM25 IDF is applied per caller at query time (:mod:`ingest.index.term_stats`),
 not by the index.
@@ -15,7 +16,8 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -91,6 +93,7 @@ class QdrantEdgeIndex:
         self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
         self._shard: qe.EdgeShard | None = None
         self._write_lock = threading.Lock()
+        self._deferring = threading.local()  # see deferred_flush
         self.idf = ScopedIdf(self.count, self._count_term)
         self.legacy_terms: TermRemap | None = None  # set by a wrapper that re-keys term ids on upgrade
 
@@ -253,12 +256,26 @@ class QdrantEdgeIndex:
         grown = self.unindexed() - self._unindexed_after_build
         return grown * self._dim * 4 >= self._full_scan_kb * 1024
 
+    @contextmanager
+    def deferred_flush(self) -> Iterator[None]:
+        """Updates made by this thread inside the block leave their flush to the caller, who flushes once after it.
+
+        For the ingest worker completing several documents: one flush instead of one per document
+        (about 21 ms each). Other threads' deletes (erasure) still flush before they return, and
+        persist what is pending here with theirs.
+        """
+        self._deferring.on = True
+        try:
+            yield
+        finally:
+            self._deferring.on = False
+
     def _write(self, operation: qe.UpdateOperation, *, durable: bool) -> None:
-        """Apply one update (flushed before returning when ``durable``) and drop cached term counts."""
+        """Apply one update (flushed before returning when ``durable``, unless deferred) and drop cached term counts."""
         with self._write_lock:
             try:
                 self.shard.update(operation)
-                if durable:
+                if durable and not getattr(self._deferring, "on", False):
                     self.shard.flush()
             finally:
                 self.idf.invalidate()

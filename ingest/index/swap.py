@@ -137,6 +137,23 @@ def innermost(index: VectorIndex) -> VectorIndex:
     return index
 
 
+@contextmanager
+def flushed_once(index: VectorIndex) -> Iterator[None]:
+    """The block's index writes (this thread's) are made durable together, by one flush when it ends.
+
+    Where the innermost adapter flushes each delete before returning (Qdrant Edge), it defers that
+    inside the block and ``index.flush()`` follows it; an adapter without ``deferred_flush`` writes as
+    always. A block that raises is not flushed: its writes are durable at the next flush.
+    """
+    deferred = getattr(innermost(index), "deferred_flush", None)
+    if deferred is None:
+        yield
+        return
+    with deferred():
+        yield
+    index.flush()
+
+
 def swap_version(
     index: VectorIndex,
     records: Sequence[ChunkRecord],
