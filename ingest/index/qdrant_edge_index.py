@@ -6,8 +6,8 @@ delete or close (a document version's swap ends with a delete, so each ingested 
 once, before its job is marked done). The ingest worker completes a batch's documents inside
 :meth:`QdrantEdgeIndex.deferred_flush` and flushes once after them, still before any is marked done.
 Deleted points stay in their segment until :meth:`QdrantEdgeIndex.optimize` vacuums it (erasure
-calls it; the vacuum thresholds are zero, so any deletion qualifies). BM25 IDF is applied per caller at query time (:mod:`ingest.index.term_stats`),
-not by the index.
+calls it; the vacuum thresholds are zero, so any deletion qualifies). BM25 IDF is applied per caller
+at query time (:mod:`ingest.index.term_stats`), not by the index.
 """
 
 from __future__ import annotations
