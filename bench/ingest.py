@@ -41,6 +41,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pdfs", type=int, default=20, help="CUAD PDF filings (of 20)")
     p.add_argument("--full", action="store_true", help="every contract and abstract (overrides the counts)")
     p.add_argument("--batch", type=int, default=64, help="embedding batch size (pipeline and bare alike)")
+    p.add_argument(
+        "--forward-batch", type=int, default=16, help="texts per forward pass within a batch (pipeline and bare alike)"
+    )
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/enclave-bench/ingest"))
     p.add_argument("--name", default="ingest", help="results file name (bench/results/<name>.json)")
     args = p.parse_args(argv)
@@ -172,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from ingest.parsing.unstructured_parser import UnstructuredParser
 
     corpus = write_corpus(args, args.work_dir / "corpus")
-    embedder, parser = SentenceTransformerEmbedder(batch_size=args.batch), UnstructuredParser()
+    embedder, parser = SentenceTransformerEmbedder(batch_size=args.forward_batch), UnstructuredParser()
     embedder.warm_up()
     parser.warm_up()
     say(f"text corpus: {len(corpus['text'])} files; PDFs: {len(corpus['pdf'])}")

@@ -10,7 +10,8 @@ Each pipeline runs in its own child process (peak RSS is its own); model loading
 both clocks. The corpus is real: CUAD contracts (plain text) and SciFact abstracts (one file each),
 optionally CUAD PDFs. The headline ratio is corpus bytes per second (independent of how each
 splitter counts chunks). LlamaIndex stores no sparse vectors, payload indexes or relational rows,
-so the comparison favours it.
+so the comparison favours it. LlamaIndex runs with embed batches of 64 and of 16 (Enclave's forward
+batch; it embeds 64 texts at a time in sorted runs of 16): the ratio is over its faster run.
 
     .venv/bin/python -m bench.ingest_llamaindex                  # 20 contracts + 300 abstracts
     .venv/bin/python -m bench.ingest_llamaindex --pdfs 5
@@ -36,8 +37,9 @@ CHUNK_TOKENS, OVERLAP_TOKENS, BATCH = 200, 24, 64
 # pipeline → extra environment of its child process
 PIPELINES: dict[str, dict[str, str]] = {
     "enclave": {},  # the default: PII redaction on (Presidio + spaCy), payloads and originals encrypted
+    "llamaindex": {},  # HuggingFaceEmbedding(embed_batch_size=64)
+    "llamaindex-batch16": {"BENCH_LLAMAINDEX_BATCH": "16"},  # Enclave's forward batch, for LlamaIndex too
     "enclave-noredact": {"ENCLAVE_COMPLIANCE__REDACTION_ENABLED": "false"},  # what LlamaIndex does not do either
-    "llamaindex": {},
 }
 
 
@@ -46,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contracts", type=int, default=20, help="CUAD plain-text contracts")
     p.add_argument("--abstracts", type=int, default=300, help="SciFact abstracts (one .txt file each)")
     p.add_argument("--pdfs", type=int, default=0, help="CUAD PDF filings (parsed by each pipeline's own reader)")
-    p.add_argument("--order", default="enclave,llamaindex,enclave-noredact", help="pipelines, in running order")
+    p.add_argument("--order", default=",".join(PIPELINES), help="pipelines, in running order")
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/enclave-bench/ingest-llamaindex"))
     p.add_argument("--name", default="ingest_llamaindex", help="results file name (bench/results/<name>.json)")
     p.add_argument("--child", choices=list(PIPELINES), help=argparse.SUPPRESS)
@@ -105,7 +107,7 @@ def run_enclave(files: Sequence[Path], work: Path, name: str = "enclave") -> dic
     }
 
 
-def run_llamaindex(files: Sequence[Path], work: Path) -> dict[str, Any]:
+def run_llamaindex(files: Sequence[Path], work: Path, name: str = "llamaindex") -> dict[str, Any]:
     from llama_index.core import SimpleDirectoryReader
     from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.node_parser import SentenceSplitter
@@ -120,9 +122,10 @@ def run_llamaindex(files: Sequence[Path], work: Path) -> dict[str, Any]:
         chunk_overlap=OVERLAP_TOKENS,
         tokenizer=AutoTokenizer.from_pretrained(str(model)).tokenize,
     )
-    embedding = HuggingFaceEmbedding(model_name=str(model), device="cpu", embed_batch_size=BATCH)
+    batch = int(os.environ.get("BENCH_LLAMAINDEX_BATCH", BATCH))
+    embedding = HuggingFaceEmbedding(model_name=str(model), device="cpu", embed_batch_size=batch)
     embedding.get_text_embedding("warm up")
-    shard = _edge_shard(work / "llamaindex" / "index")
+    shard = _edge_shard(work / name / "index")
     warm_rss = peak_rss_mib()
     started = time.perf_counter()
     documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
@@ -172,8 +175,8 @@ def _upsert_nodes(shard: Any, nodes: Sequence[Any]) -> None:
 
 def child_main(args: argparse.Namespace) -> None:
     files = sorted((args.work_dir / "corpus").iterdir())
-    if args.child == "llamaindex":
-        print(json.dumps(run_llamaindex(files, args.work_dir)))
+    if args.child.startswith("llamaindex"):
+        print(json.dumps(run_llamaindex(files, args.work_dir, args.child)))
     else:
         print(json.dumps(run_enclave(files, args.work_dir, args.child)))
 
@@ -218,8 +221,9 @@ def report(result: dict[str, Any]) -> str:
         f"abstracts{' + PDFs' if result['corpus']['pdfs'] else ''}), same model, Qdrant Edge for both"
     )
     table = format_table(["pipeline", "docs", "chunks", "seconds", "MB/s", "docs/s", "chunks/s", "peak RSS MiB"], rows)
-    ratios = ", ".join(f"{name} {r}" for name, r in result["ratio_over_llamaindex"].items())
-    return f"{head}\n{table}\nThroughput (MB/s) over LlamaIndex's: {ratios} (target ≥ 2)"
+    ratios = ", ".join(f"{name} {r}" for name, r in result.get("ratio_over_llamaindex", {}).items())
+    best = result.get("llamaindex_best", "llamaindex")
+    return f"{head}\n{table}\nThroughput (MB/s) over LlamaIndex's fastest run ({best}): {ratios} (target ≥ 2)"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
@@ -243,11 +247,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     result["order"] = args.order.split(",")
     for name in result["order"]:
         result[name] = run_child(name, args.work_dir)
-    result["ratio_over_llamaindex"] = {
-        name: ratio(result["llamaindex"]["seconds"], result[name]["seconds"])
-        for name in result["order"]
-        if name != "llamaindex" and "llamaindex" in result
-    }
+    llama = [name for name in result["order"] if name.startswith("llamaindex")]
+    if llama:  # against LlamaIndex's fastest run of those made (by embed batch)
+        result["llamaindex_best"] = min(llama, key=lambda name: result[name]["seconds"])
+        result["ratio_over_llamaindex"] = {
+            name: ratio(result[result["llamaindex_best"]]["seconds"], result[name]["seconds"])
+            for name in result["order"]
+            if name not in llama
+        }
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     text = report(result)
     print(text)

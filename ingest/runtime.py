@@ -127,10 +127,10 @@ def make_embedder(settings: Settings) -> DenseEmbedder:
             settings.data_dir / "models" / "onnx",
             cfg.model_path,
             cfg.onnx_precision,
-            batch_size=cfg.batch_size,
+            batch_size=cfg.forward_batch,
             threads=cfg.threads,
         )
-    return SentenceTransformerEmbedder(cfg.model_path, cfg.batch_size, cfg.precision)
+    return SentenceTransformerEmbedder(cfg.model_path, cfg.forward_batch, cfg.precision)
 
 
 def build_components(

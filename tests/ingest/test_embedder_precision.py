@@ -6,10 +6,14 @@ they share the embedder identity the index records. Real text (CUAD, SciFact), t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from ingest.config import EmbedderSettings, Settings
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
+from ingest.runtime import make_embedder
 from tests.ingest.real_text import real_texts
 
 
@@ -41,3 +45,21 @@ def test_bf16_vectors_equal_fp32_vectors_to_four_nines(
 def test_auto_picks_bf16_only_where_the_cpu_has_bf16_units() -> None:
     assert SentenceTransformerEmbedder().precision == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert SentenceTransformerEmbedder(precision="fp32").precision == "fp32"
+
+
+def test_the_forward_batch_changes_no_vector(
+    fp32_and_bf16: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder],
+) -> None:
+    """``ENCLAVE_EMBEDDER__FORWARD_BATCH`` only changes how much padding each forward pass carries: a text's
+    vector is the same (to the same four nines) whether its batch of mixed lengths ran as one pass or in runs."""
+    texts = _texts()
+    assert len({len(t) for t in texts}) > 16  # mixed lengths: runs of 4 pad much less than one pass of all
+    settings = Settings(data_dir=Path("unused"), embedder=EmbedderSettings(forward_batch=4))
+    runs = make_embedder(settings)
+    assert isinstance(runs, SentenceTransformerEmbedder)
+    for whole in fp32_and_bf16:
+        runs.precision = whole.precision
+        one_pass = SentenceTransformerEmbedder(precision=whole.precision, batch_size=len(texts))
+        ours, theirs = np.array(runs.embed_passages(texts)), np.array(one_pass.embed_passages(texts))
+        cosine = (ours * theirs).sum(axis=1)
+        assert float(cosine.min()) >= 0.9999, (whole.precision, np.percentile(cosine, [0, 1, 50]))
