@@ -21,6 +21,7 @@ from ingest.jobs import claim_next
 from ingest.runtime import Components
 from ingest.store.db import session_scope
 from ingest.store.models import Document, DocumentStatus, Job, JobStatus
+from tests.chunks import chunk_record
 from tests.ingest.conftest import TENANT, contract, upload
 
 DIM = 4
@@ -47,17 +48,11 @@ class CountingShard:
 
 def _version(document_id: str, version: int = 1, n: int = 3) -> list[ChunkRecord]:
     return [
-        ChunkRecord(
+        chunk_record(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{document_id}/{version}/{i}")),
             tenant="t1",
             collection="c1",
             document_id=document_id,
-            title="",
-            text="clause",
-            page=None,
-            page_end=None,
-            start=0,
-            end=6,
             ordinal=i,
             version=version,
         )

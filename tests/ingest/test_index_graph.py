@@ -16,6 +16,7 @@ from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.index.swap import AtomicSwapIndex, innermost
 from ingest.runtime import build_components
 from ingest.worker import run_worker
+from tests.chunks import chunk_record
 from tests.conftest import make_settings
 from tests.ingest.conftest import TENANT, contract, upload
 
@@ -25,18 +26,8 @@ FULL_SCAN_KB = 8  # 256 vectors of 8 float32 dimensions
 
 def _records(start: int, n: int) -> list[ChunkRecord]:
     return [
-        ChunkRecord(
-            id=str(uuid.UUID(int=start + i)),
-            tenant="t1",
-            collection="c1",
-            document_id=f"d{start + i}",
-            title="",
-            text="clause",
-            page=None,
-            page_end=None,
-            start=0,
-            end=6,
-            ordinal=0,
+        chunk_record(
+            id=str(uuid.UUID(int=start + i)), tenant="t1", collection="c1", document_id=f"d{start + i}", title=""
         )
         for i in range(n)
     ]
