@@ -15,7 +15,7 @@ from ingest import preamble
 from ingest.errors import EnclaveError
 from ingest.keys.crypto import is_sealed_text
 from ingest.runtime import build_components
-from ingest.store.db import session_scope
+from ingest.store.db import create_schema, make_engine, session_scope
 from ingest.store.models import Document
 from ingest.worker import drain
 from tests.conftest import DATA, make_settings
@@ -134,3 +134,17 @@ def test_ingest_seals_the_preamble_and_erasure_takes_it(tmp_path: Path, embedder
         assert preamble.of_document(keyring, row) == preamble.Preamble()  # the key is shredded with the document
     finally:
         components.close()
+
+
+def test_document_names_looks_rows_up_by_key(tmp_path: Path) -> None:
+    """Document focus runs this on every search that names a document: SQLite (no statistics) must find the
+    asked rows by primary key, not walk every row of the tenant through its index."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    create_schema(engine)
+    ten = [f"{i:032x}" for i in range(10)]  # a search's documents: with a tenant term SQLite took its index from 10 on
+    statement = docs.rows_by_id(ten).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
+    engine.dispose()
+    assert "sqlite_autoindex_document_1" in plan or "PRIMARY KEY" in plan, plan
+    assert "tenant" not in plan, plan
