@@ -33,10 +33,9 @@ from bench.loadgen import RequestFailed, RunResult, WorkerFactory, run_closed_lo
 from bench.server import READER_GROUPS, UNTHROTTLED, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
-from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.index.port import AccessFilter, VectorIndex
 from ingest.parsing.unstructured_parser import UnstructuredParser
-from ingest.runtime import Components, build_components
+from ingest.runtime import Components, build_components, make_embedder
 
 TENANT = "default"
 TARGET_P95_MS = 80.0
@@ -425,7 +424,8 @@ def report(result: dict[str, Any]) -> str:
 
 # -- main ------------------------------------------------------------------------------------------
 def prepare(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
-    embedder = SentenceTransformerEmbedder()
+    # the embedder the server builds (queries on its default query path), so the bare loop embeds alike
+    embedder = make_embedder(Settings(data_dir=args.work_dir / "embedder"))
     embedder.warm_up()
     sources = load_sources()
     queries = real_queries(n=args.queries)

@@ -13,7 +13,7 @@ from ingest.compliance import Compliance, build_compliance
 from ingest.config import IndexSettings, Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.embedding.identity import check_embedder
-from ingest.embedding.onnx_embedder import OnnxEmbedder
+from ingest.embedding.onnx_embedder import OnnxEmbedder, OnnxQueries
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.errors import ConfigurationError
@@ -120,7 +120,8 @@ def _reject_index_contradictions(cfg: IndexSettings) -> None:
 
 
 def make_embedder(settings: Settings) -> DenseEmbedder:
-    """The configured dense embedder (not yet warm): PyTorch MiniLM, or its ONNX export (README "Performance")."""
+    """The configured dense embedder (not yet warm): PyTorch MiniLM (its queries on ONNX Runtime fp32 unless
+    ``query_backend`` is ``torch``), or its ONNX export for both (README "Performance")."""
     cfg = settings.embedder
     if cfg.backend == "onnx":
         return OnnxEmbedder(
@@ -130,7 +131,13 @@ def make_embedder(settings: Settings) -> DenseEmbedder:
             batch_size=cfg.forward_batch,
             threads=cfg.threads,
         )
-    return SentenceTransformerEmbedder(cfg.model_path, cfg.forward_batch, cfg.precision)
+    passages = SentenceTransformerEmbedder(cfg.model_path, cfg.forward_batch, cfg.precision)
+    if cfg.query_backend == "torch":
+        return passages
+    queries = OnnxEmbedder(
+        settings.data_dir / "models" / "onnx", cfg.model_path, "fp32", batch_size=1, threads=cfg.threads
+    )
+    return OnnxQueries(passages, queries)
 
 
 def build_components(

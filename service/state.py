@@ -73,6 +73,7 @@ def build_state(
     """
     check_placement(settings, serving=True)
     components = components or build_components(settings)
+    components.embedder.embed_query("warm up")  # the first search then pays no start of the query path
     access = build_access(settings, components.engine)  # before the slow generator: a bad policy fails fast
     if generator is None:
         generator = make_generator(settings)
