@@ -135,7 +135,7 @@ def make_embedder(settings: Settings) -> DenseEmbedder:
     if cfg.query_backend == "torch":
         return passages
     queries = OnnxEmbedder(
-        settings.data_dir / "models" / "onnx", cfg.model_path, "fp32", batch_size=1, threads=cfg.threads
+        settings.data_dir / "models" / "onnx", cfg.model_path, "fp32", batch_size=1, threads=cfg.threads, spinning=False
     )
     return OnnxQueries(passages, queries)
 
