@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ingest.config import EmbedderSettings, Settings
+from ingest.embedding.onnx_embedder import OnnxQueries
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ingest.runtime import make_embedder
 from tests.ingest.real_text import real_texts
@@ -55,8 +56,9 @@ def test_the_forward_batch_changes_no_vector(
     texts = _texts()
     assert len({len(t) for t in texts}) > 16  # mixed lengths: runs of 4 pad much less than one pass of all
     settings = Settings(data_dir=Path("unused"), embedder=EmbedderSettings(forward_batch=4))
-    runs = make_embedder(settings)
-    assert isinstance(runs, SentenceTransformerEmbedder)
+    default = make_embedder(settings)
+    assert isinstance(default, OnnxQueries)  # passages on PyTorch, queries on ONNX Runtime
+    runs = default.passages
     for whole in fp32_and_bf16:
         runs.precision = whole.precision
         one_pass = SentenceTransformerEmbedder(precision=whole.precision, batch_size=len(texts))
