@@ -17,7 +17,7 @@ from types import TracebackType
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from ingest.store.db import session_scope
 from ingest.store.models import Job, JobStatus, utcnow
@@ -65,13 +65,13 @@ def heartbeat(engine: Engine, job_id: str, *, pages: int | None = None, chunks: 
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
 
 
-def finish(engine: Engine, job_id: str) -> None:
-    with session_scope(engine) as session:
-        session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id)
-            .values(status=JobStatus.done, finished_at=utcnow(), error=None, error_code=None)
-        )
+def finish_in(session: Session, job_id: str) -> None:
+    """Mark the job done inside ``session``'s transaction (with whatever else must become visible with it)."""
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id)
+        .values(status=JobStatus.done, finished_at=utcnow(), error=None, error_code=None)
+    )
 
 
 def fail(engine: Engine, job: Job, message: str, code: str, *, retryable: bool) -> bool:

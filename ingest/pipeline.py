@@ -29,7 +29,7 @@ from ingest.documents import EMBED_BATCH, Upload, chunk_id, context_header, embe
 from ingest.errors import EmptyDocument, EnclaveError
 from ingest.index.port import ChunkRecord, SparseVector
 from ingest.index.swap import flushed_once, swap_version
-from ingest.jobs import fail, finish, heartbeat
+from ingest.jobs import fail, finish_in, heartbeat
 from ingest.parsing.port import Attachment, ParsedDocument
 from ingest.runtime import Components
 from ingest.store.db import session_scope
@@ -199,7 +199,11 @@ def commit(components: Components, prepared: Prepared) -> int:
         components.blobs.put(target.id, prepared.data)
         components.blobs.delete(blob_key(target.id, target.version))
     _submit_attachments(components, target, prepared.parsed.attachments)
-    finish(components.engine, prepared.job.id)
+    # last, and in one transaction: a reader never sees the document ready while its job still runs, and a
+    # crash before this leaves the job to be taken over (the steps above are idempotent)
+    with session_scope(components.engine) as session:
+        session.execute(_set_status(target.id, DocumentStatus.ready))
+        finish_in(session, prepared.job.id)
     webhooks.announce_job(components.engine, prepared.job.id, webhooks.JOB_COMPLETED)
     telemetry.document_finished("ready", len(prepared.records))
     log.info("ingested document=%s version=%d chunks=%d", target.id, target.version, len(prepared.records))
@@ -232,7 +236,8 @@ def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan],
 
 
 def _commit_ready(components: Components, prepared: Prepared) -> None:
-    """The version's chunk rows replace the old ones, and the document row takes the version's fields."""
+    """The version's chunk rows replace the old ones, and the document row takes the version's fields; it stays
+    ``processing`` until :func:`commit` marks it ready together with the job done."""
     target, parsed, spans = prepared.target, prepared.parsed, prepared.spans
     key = components.compliance.keyring.document_key(target.id)
     title = titles.seal(key, target.id, prepared.records[0].title)
@@ -256,7 +261,7 @@ def _commit_ready(components: Components, prepared: Prepared) -> None:
         session.execute(
             _set_status(
                 target.id,
-                DocumentStatus.ready,
+                DocumentStatus.processing,
                 pages=parsed.pages,
                 chunk_count=len(spans),
                 mime=parsed.mime,
@@ -328,8 +333,15 @@ def _erased(components: Components, document_id: str) -> bool:
 def _record_failure(components: Components, job: Job, document: Document, message: str, code: str) -> None:
     with session_scope(components.engine) as session:
         current = session.get(Document, document.id)
-        if current is None or current.version >= job.version and current.chunk_count > 0:
-            return  # deleted meanwhile, or this version was committed before a later step failed
+        if current is None:
+            return  # deleted meanwhile
+        if current.version >= job.version and current.chunk_count > 0:  # committed before a later step failed
+            if current.status == DocumentStatus.processing:
+                # a new version stays indexed and is served; a first version's chunks fail_job took out of the index
+                served = live_version(document) is not None
+                status = DocumentStatus.ready if served else DocumentStatus.failed
+                session.execute(_set_status(current.id, status, error=None if served else message, error_code=code))
+            return
         if live_version(current) is not None:
             error = f"version {job.version} was not ingested (version {current.version} is still served): {message}"
             session.execute(_set_status(current.id, DocumentStatus.ready, error=error, error_code=code))

@@ -9,18 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from ingest import documents as docs
 from ingest import pipeline
 from ingest.batching import BatchingWorker
+from ingest.errors import EnclaveError, ServiceUnavailable
 from ingest.index.port import AccessFilter, ChunkRecord, SparseVector
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.index.swap import AtomicSwapIndex, flushed_once, innermost, swap_version
 from ingest.jobs import claim_next
 from ingest.runtime import Components
 from ingest.store.db import session_scope
-from ingest.store.models import Document, DocumentStatus, Job, JobStatus
+from ingest.store.models import Document, DocumentStatus, Job, JobStatus, utcnow
+from ingest.versions import submit_version
 from tests.chunks import chunk_record
 from tests.ingest.conftest import TENANT, contract, upload
 
@@ -180,3 +183,71 @@ def test_a_failed_flush_fails_every_document_of_the_group_and_commits_none(site:
         assert {j.status for j in jobs} == {JobStatus.queued}  # retried later
         assert all("OSError" in (j.error or "") for j in jobs)
     assert site.index.count(AccessFilter(tenant=TENANT)) == 0  # first versions: nothing of them stays indexed
+
+
+def _states(site: Components, document_id: str) -> tuple[DocumentStatus, JobStatus]:
+    with session_scope(site.engine) as session:
+        document = session.get(Document, document_id)
+        job = session.exec(select(Job).where(Job.document_id == document_id)).one()
+        assert document is not None
+        return document.status, job.status
+
+
+def test_a_document_turns_ready_in_the_transaction_that_finishes_its_job(
+    site: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /v1/documents/{id}`` never shows a ready document whose job still runs: the steps after the rows
+    are committed (the original promoted, attachments queued) see it still processing."""
+    seen: list[tuple[DocumentStatus, JobStatus]] = []
+    submit_attachments = pipeline._submit_attachments
+
+    def noted(components: Components, parent: Document, attachments: Any) -> None:
+        seen.append(_states(components, parent.id))
+        submit_attachments(components, parent, attachments)
+
+    monkeypatch.setattr(pipeline, "_submit_attachments", noted)
+    submitted = docs.submit(site, upload(contract(0)))
+    assert BatchingWorker(site, "w1").drain() == 1
+    assert seen == [(DocumentStatus.processing, JobStatus.running)]
+    assert _states(site, submitted.document.id) == (DocumentStatus.ready, JobStatus.done)
+
+
+def test_a_step_failing_after_the_commit_leaves_no_document_processing(
+    site: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retryable failure leaves the document processing for the retry; a final one leaves a new version
+    served (ready) and a first version, whose chunks fail_job took out of the index, failed with the reason."""
+    failures: list[EnclaveError] = [EnclaveError("attachment store refused")]
+    submit_attachments = pipeline._submit_attachments
+
+    def refuse(components: Components, parent: Document, attachments: Any) -> None:
+        if failures:
+            raise failures.pop(0)
+        submit_attachments(components, parent, attachments)
+
+    monkeypatch.setattr(pipeline, "_submit_attachments", refuse)
+    worker = BatchingWorker(site, "w1")
+    first = docs.submit(site, upload(contract(0))).document.id
+    worker.drain()
+    assert _states(site, first) == (DocumentStatus.failed, JobStatus.failed)
+    with session_scope(site.engine) as session:
+        row = session.get(Document, first)
+        assert row is not None and row.error == "attachment store refused"
+    access = AccessFilter(tenant=TENANT)
+    assert site.index.search([0.1] * site.embedder.dim, SparseVector([], []), access, 3, "dense").chunks == []
+
+    failures.append(ServiceUnavailable("attachment store busy"))
+    second = docs.submit(site, upload(contract(1))).document.id
+    worker.drain()
+    assert _states(site, second) == (DocumentStatus.processing, JobStatus.queued)  # retried after a backoff
+    with session_scope(site.engine) as session:
+        session.execute(update(Job).values(not_before=utcnow()))
+    worker.drain()
+    assert _states(site, second) == (DocumentStatus.ready, JobStatus.done)
+
+    failures.append(EnclaveError("attachment store refused"))
+    assert submit_version(site, second, upload(contract(3))).job is not None
+    worker.drain()
+    with session_scope(site.engine) as session:
+        row = session.get(Document, second)
+        assert row is not None and (row.status, row.version, row.error) == (DocumentStatus.ready, 2, None)
