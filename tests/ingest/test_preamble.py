@@ -142,7 +142,7 @@ def test_document_names_looks_rows_up_by_key(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     create_schema(engine)
     ten = [f"{i:032x}" for i in range(10)]  # a search's documents: with a tenant term SQLite took its index from 10 on
-    statement = docs.rows_by_id(ten).compile(engine, compile_kwargs={"literal_binds": True})
+    statement = docs.openings_by_id(ten).compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
         plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
     engine.dispose()
