@@ -52,7 +52,8 @@ class SentenceTransformerEmbedder:
     fp32 throughput on a Sapphire Rapids core with a cosine of at least 0.9999 to the fp32 vector of
     every measured text (README "Performance"): the same vector space, so an index may hold both.
     ``auto`` picks bf16 where the CPU has those units, fp32 elsewhere (emulated bf16 is slower).
-    Queries are always embedded in fp32 (:meth:`embed_query`).
+    Queries are always embedded in fp32 (:meth:`embed_query`); by default the service embeds them on ONNX
+    Runtime instead, with the same vectors (:class:`~ingest.embedding.onnx_embedder.OnnxQueries`).
     """
 
     model_name = MODEL_NAME
