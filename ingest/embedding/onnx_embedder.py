@@ -199,6 +199,11 @@ class OnnxQueries:
         return True
 
     @property
+    def precision(self) -> str:
+        """The passages' precision: what shaped the stored vectors (``enclave eval`` keys its indexes on it)."""
+        return self.passages.precision
+
+    @property
     def tokenizer(self) -> Any:
         return self.passages.tokenizer
 

@@ -70,6 +70,7 @@ def test_the_default_embeds_queries_on_onnx_with_the_pytorch_vectors(
     assert not np.array_equal(ours, exact)  # computed by the other runtime, not handed through
     # the site records the PyTorch embedder: an index built before this change is queried as it was
     assert (default.model_name, default.dim, default.max_tokens) == (embedder.model_name, embedder.dim, 256)
+    assert default.precision == default.passages.precision  # the stored vectors' precision (eval index key)
     texts = questions[:4]
     assert np.array_equal(np.array(default.embed_passages(texts)), np.array(default.passages.embed_passages(texts)))
 
