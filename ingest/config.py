@@ -53,7 +53,7 @@ class EmbedderSettings(BaseModel):
     onnx_precision: Literal["fp32", "int8"] = "int8"
     threads: int | None = Field(default=None, ge=1)  # ONNX Runtime intra-op threads; default: every core
     # torch only: queries embedded by ONNX Runtime fp32 on an export of the same weights (the same vectors,
-    # checked when it starts; 2.4x faster for one short text), or by PyTorch like the passages
+    # checked when it starts; about 2x faster for one short text), or by PyTorch like the passages
     query_backend: Literal["onnx", "torch"] = "onnx"
 
 

@@ -194,7 +194,7 @@ def swap_in(components: Components, prepared: Prepared) -> None:
 def commit(components: Components, prepared: Prepared) -> int:
     """After :func:`swap_in`: commit the version's rows, queue its attachments, finish the job; its chunk count."""
     target = prepared.target
-    _commit_ready(components, prepared)
+    _commit_rows(components, prepared)
     if target.version > 1:  # the new original becomes the document's original
         components.blobs.put(target.id, prepared.data)
         components.blobs.delete(blob_key(target.id, target.version))
@@ -235,7 +235,7 @@ def _records(document: Document, parsed: ParsedDocument, spans: list[ChunkSpan],
     ]
 
 
-def _commit_ready(components: Components, prepared: Prepared) -> None:
+def _commit_rows(components: Components, prepared: Prepared) -> None:
     """The version's chunk rows replace the old ones, and the document row takes the version's fields; it stays
     ``processing`` until :func:`commit` marks it ready together with the job done."""
     target, parsed, spans = prepared.target, prepared.parsed, prepared.spans

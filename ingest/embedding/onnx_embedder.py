@@ -66,7 +66,7 @@ class OnnxEmbedder:
         spinning: bool = True,
     ) -> None:
         """``spinning``: whether ONNX Runtime's threads spin between runs (good for batches back to back; for
-        one query now and then they burn about a core for nothing: 25 against 14 ms of CPU per query)."""
+        one query now and then they burn CPU for nothing: 19.7 against 14.5 ms per query, bench/query_embedders.py)."""
         self.model_name = f"{MODEL_NAME}+onnx-{precision}"
         self.dim = 384
         self.max_tokens = 256
@@ -154,10 +154,10 @@ class OnnxQueries:
     PyTorch (batched; bf16 where the CPU has AMX), queries on ONNX Runtime fp32 from an export of the same
     weights (``queries``).
 
-    One short query is mostly per-operator overhead, which ONNX Runtime's fused graph avoids: 7.3 ms
-    against PyTorch's 17.3 ms per real CUAD/SciFact question on this 2-core machine, cosine 1.000000 to
-    the PyTorch vector for all 200 (README "Performance"). The vectors are the PyTorch embedder's, so the
-    identity the site records is too (``model_name``). The ONNX side starts on the first query (the
+    One short query is mostly per-operator overhead, which ONNX Runtime's fused graph avoids: 9.5 ms
+    against PyTorch's 19.7 ms per real CUAD/SciFact question on this 2-core machine, cosine 1.000000 to
+    the PyTorch vector for all 200 (``bench/query_embedders.py``). The vectors are the PyTorch embedder's,
+    so the identity the site records is too (``model_name``). The ONNX side starts on the first query (the
     server warms it; ``enclave ingest`` never needs it) and serves only if its vectors of :data:`PROBES`
     match PyTorch's to :data:`MIN_PROBE_COSINE`; otherwise, or if it cannot start, queries stay on PyTorch
     and a warning says why.

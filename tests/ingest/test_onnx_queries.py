@@ -6,26 +6,17 @@ Real components: the packaged MiniLM exported with torch.onnx, real CUAD and Sci
 
 from __future__ import annotations
 
-import json
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.common import real_queries
 from ingest.config import Settings
 from ingest.embedding.onnx_embedder import OnnxEmbedder, OnnxQueries
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.runtime import build_components, make_embedder
-from tests.conftest import DATA, make_settings
-
-
-def _questions(n: int) -> list[str]:
-    found: list[str] = []
-    for path in (DATA / "cuad" / "queries-dev.jsonl", DATA / "scifact" / "queries-test.jsonl"):
-        with path.open(encoding="utf-8") as fh:
-            found.extend(json.loads(line)["text"] for line in islice(fh, n))
-    return found
+from tests.conftest import make_settings
 
 
 class Disagrees:
@@ -60,7 +51,7 @@ def test_the_default_embeds_queries_on_onnx_with_the_pytorch_vectors(
     assert isinstance(default, OnnxQueries)
     default.warm_up()
     assert not list((site.data_dir / "models").glob("**/*.onnx"))  # ingestion alone never exports
-    questions = _questions(60)
+    questions = real_queries(n=120)
     ours = np.array([default.embed_query(q) for q in questions])
     assert default.warm_up_queries()  # the ONNX side started and matched
     assert len(list((site.data_dir / "models" / "onnx").glob("*-fp32.onnx"))) == 1
@@ -82,7 +73,7 @@ def test_queries_stay_on_pytorch_when_the_onnx_side_disagrees_or_fails(
     onnx = OnnxEmbedder(site.data_dir / "models" / "onnx", precision="fp32", batch_size=1)
     side = Disagrees(onnx) if broken == "disagrees" else WillNotStart()
     guarded = OnnxQueries(embedder, side)  # type: ignore[arg-type]
-    question = _questions(1)[0]
+    question = real_queries(n=1)[0]
     assert guarded.embed_query(question) == embedder.embed_query(question)
     assert guarded.warm_up_queries() is False
     assert ("onnx_queries_differ" if broken == "disagrees" else "onnx_queries_unavailable") in caplog.text
