@@ -30,7 +30,7 @@ KINDS: list[tuple[ValueKind, re.Pattern[str]]] = [
     ("amount", re.compile(r"\b(?:how much|fees?|price|cost|amount|royalt\w+|cap|payment|paid|salary)\b|\$", re.I)),
     ("party", re.compile(r"\b(?:who|which part(?:y|ies)|what part(?:y|ies)|parties)\b", re.I)),
 ]
-NAME = re.compile(r"[A-Z][\w&.'’-]*|\b[\w.-]*\d[\w.-]*\b|\b[\w-]+\.(?:com|net|org|io)\b")
+NAME = re.compile(r"(?:\b[a-z](?=[A-Z]))?[A-Z][\w&.'’-]*|\b[\w.-]*\d[\w.-]*\b|\b[\w-]+\.(?:com|net|org|io)\b")
 QUOTED = re.compile(r"[\"“][^\"“”]{1,80}[\"”]|\([^()]{1,80}\)")
 
 PARTIES = re.compile(r"\b(?:between|among|amongst)\s", re.I)

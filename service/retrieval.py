@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +18,10 @@ from service.snippets import Focus, snippet
 
 EVIDENCE_CHUNKS = 3  # the sources whose words count as evidence (the default k): fixed, so any k gates alike
 MIN_NAMED_TERMS, MIN_NAMED_SHARE = 2, 0.3  # of a question's naming words found in a document's title and parties
+# words that name no one in particular (a party matched on these alone is not matched)
+CORPORATE_WORDS = (
+    "inc incorporated llc ltd limited corp corporation company co plc lp llp sa ag gmbh nv bv holdings group"
+)
 # pseudo-relevance feedback for a focused search (:func:`with_feedback`); chosen on a constructed CUAD wording
 # (``TUNING`` in bench/cuad_reworded.py) and dev, never on the reworded set
 FEEDBACK_CHUNKS, FEEDBACK_TERMS, FEEDBACK_MIN_CHUNKS, FEEDBACK_WEIGHT = 10, 10, 2, 0.5
@@ -122,7 +127,7 @@ def focused(
         return found
     ranked = list(dict.fromkeys(c.record.document_id for c in found))
     named = names(ranked)
-    document = resolve_document(components.sparse, question.reference, ranked, named)
+    document = resolve_document(components.sparse, question.reference, ranked, named, query)
     if document is None or (access.document_ids is not None and document not in access.document_ids):
         return found
     scoped = dataclasses.replace(access, document_ids=(document,))
@@ -169,12 +174,28 @@ def with_feedback(encoder: SparseEncoder, ask: SparseVector, texts: Sequence[str
 
 
 def resolve_document(
-    encoder: SparseEncoder, reference: str, ranked: Sequence[str], names: Mapping[str, str]
+    encoder: SparseEncoder, reference: str, ranked: Sequence[str], names: Mapping[str, str], question: str = ""
 ) -> str | None:
     """The document of ``ranked`` (ids in rank order) that ``reference`` names, if one is named: the best
     share of the reference's terms found in its ``names`` (at least :data:`MIN_NAMED_TERMS` of them and a
-    share of :data:`MIN_NAMED_SHARE`), with a small prior for the higher-ranked document."""
+    share of :data:`MIN_NAMED_SHARE`), with a small prior for the higher-ranked document.
+
+    People name a contract by its title in lower case and one party: "our co-branding agreement with
+    Skype", where the reference (:func:`service.question.analyse` reads capitalised words) holds only
+    "Skype". A document whose title (the first of its names, two words or more) the ``question`` states in
+    any case is therefore also named when its parties hold at least half of the reference's words beyond
+    :data:`CORPORATE_WORDS` ("Inc." names no one), one of them held by no other such document: a title and
+    party that fit two of the retrieved contracts (two supply agreements with Globex) name neither. The
+    best share still decides between named documents.
+    """
     wanted = set(encoder.embed_query(reference).indices) if reference else set()
+    distinct = wanted - set(encoder.embed_query(CORPORATE_WORDS).indices)
+    # per document whose title the question states: the reference's distinct words its parties hold
+    by_party: dict[str, set[int]] = {}
+    for document in ranked:
+        title, *parties = names.get(document, "").split("; ")
+        if distinct and parties and _states(question, title):
+            by_party[document] = distinct & set(encoder.embed_passage(" ".join(parties)).indices)
     best: tuple[float, str | None] = (0.0, None)
     for rank, document in enumerate(ranked):
         named = names.get(document)
@@ -182,9 +203,18 @@ def resolve_document(
             continue
         shared = len(wanted & set(encoder.embed_passage(named).indices))
         share = shared / len(wanted)
-        if shared >= MIN_NAMED_TERMS and share >= MIN_NAMED_SHARE:
+        own = by_party.get(document, set())
+        others = set().union(*(words for other, words in by_party.items() if other != document))
+        titled = len(own) >= len(distinct) / 2 and bool(own - others)
+        if (shared >= MIN_NAMED_TERMS and share >= MIN_NAMED_SHARE) or titled:
             best = max(best, (share + 0.1 / (1 + rank), document))
     return best[1]
+
+
+def _states(text: str, title: str) -> bool:
+    """Whether ``text`` holds ``title`` (two words or more), in any case and punctuation between its words."""
+    words = re.findall(r"\w+", title)
+    return len(words) >= 2 and re.search(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", text, re.I) is not None
 
 
 def named_document(encoder: SparseEncoder, reference: str, pool: Sequence[ScoredChunk]) -> str | None:

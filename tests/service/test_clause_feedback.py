@@ -31,6 +31,12 @@ def test_the_documents_names_leave_the_ask_in_any_case() -> None:
     assert "licensee" in without_names("What must the licensee pay under the supply agreement?", "Licensee")
 
 
+def test_a_name_that_starts_in_lower_case_is_read_whole() -> None:
+    question = analyse("Does our sponsorship agreement with iVillage, Inc. give anyone exclusive rights?")
+    assert question.reference == "iVillage Inc." and "Village" not in question.ask
+    assert analyse("What does the contract say about exclusive rights?").reference == ""
+
+
 def test_feedback_adds_the_words_the_found_clauses_share() -> None:
     encoder = QdrantBm25Encoder()
     ask = encoder.embed_query("which coverage must be carried")

@@ -11,10 +11,12 @@ from functools import partial
 from pathlib import Path
 
 from ingest import documents as docs
+from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.index.port import AccessFilter
 from ingest.runtime import build_components
 from ingest.worker import drain
-from service.retrieval import retrieve
+from service.question import analyse
+from service.retrieval import resolve_document, retrieve
 from tests.conftest import make_settings
 
 
@@ -60,3 +62,35 @@ def test_the_named_contract_leads_and_the_filter_holds(tmp_path: Path, embedder,
         assert ids["Services Agreement"] not in {c.record.document_id for c in hidden}
     finally:
         components.close()
+
+
+BM25 = QdrantBm25Encoder()
+SUPPLY, DISTRIBUTION, OTHER_SUPPLY = "doc-supply", "doc-distribution", "doc-other-supply"
+NAMES = {
+    SUPPLY: "Supply Agreement; Acme Corp.; Globex Inc.; Supplier; Buyer",
+    DISTRIBUTION: "Distribution Agreement; Initech LLC; Umbrella Ltd.",
+    OTHER_SUPPLY: "Supply Agreement; Hooli Inc.; Globex Inc.",
+}
+
+
+def _resolved(question: str, ranked: list[str]) -> str | None:
+    reference = analyse(question).reference
+    return resolve_document(BM25, reference, ranked, {d: NAMES[d] for d in ranked}, question)
+
+
+def test_a_contract_named_by_its_title_in_lower_case_and_one_party_is_named() -> None:
+    """ "Our supply agreement with Globex": one capitalised word, which two naming words would have been needed for."""
+    question = "Which law governs our supply agreement with Globex?"
+    assert analyse(question).reference == "Globex"
+    assert _resolved(question, [DISTRIBUTION, SUPPLY]) == SUPPLY
+    assert _resolved("Which law governs the supply agreement between globex and acme?", [SUPPLY]) is None  # no name
+
+
+def test_a_title_and_party_that_fit_two_contracts_name_neither() -> None:
+    assert _resolved("Which law governs our supply agreement with Globex?", [SUPPLY, OTHER_SUPPLY]) is None
+    assert _resolved("Which law governs our supply agreement with Acme?", [OTHER_SUPPLY, SUPPLY]) == SUPPLY
+
+
+def test_a_corporate_word_or_a_title_alone_names_no_contract() -> None:
+    assert _resolved("Which law governs our supply agreement with Hooli Inc.?", [DISTRIBUTION, SUPPLY]) is None
+    assert _resolved("Which law governs our contract with Globex?", [SUPPLY, DISTRIBUTION]) is None  # no title stated
