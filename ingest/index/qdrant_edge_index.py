@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -94,7 +95,9 @@ class QdrantEdgeIndex:
         self._shard: qe.EdgeShard | None = None
         self._write_lock = threading.Lock()
         self._deferring = threading.local()  # see deferred_flush
-        self.idf = ScopedIdf(self.count, self._count_term)
+        # no age limit on cached term counts: the shard is locked to this process (see warm_up) and every write
+        # goes through _write, which drops them; their age is for an index other processes write to
+        self.idf = ScopedIdf(self.count, self._count_term, max_age_s=math.inf)
         self.legacy_terms: TermRemap | None = None  # set by a wrapper that re-keys term ids on upgrade
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -119,6 +122,7 @@ class QdrantEdgeIndex:
                 ) from exc
             raise
         self._ensure_payload_indexes()
+        self.idf.invalidate()  # counts taken before a close, when another process may have written
 
     def _config(self) -> qe.EdgeConfig:
         return qe.EdgeConfig(

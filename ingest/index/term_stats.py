@@ -8,7 +8,8 @@ caller's :class:`~ingest.index.port.AccessFilter` admits: a search's scores depe
 caller may read. Counts come from the index itself (each point carries its term ids in the ``terms``
 payload field, indexed), so they can never drift from the stored chunks; they are cached until the
 next write through this process, and for at most ``max_age_s`` (writes by other processes, as with a
-Qdrant cluster and several replicas, show within that time).
+Qdrant cluster and several replicas, show within that time). The embedded Qdrant Edge shard is locked to
+one process, so its counts are kept until a write (or a reopen) however old they are.
 """
 
 from __future__ import annotations

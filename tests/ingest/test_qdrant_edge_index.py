@@ -10,6 +10,7 @@ import pytest
 import qdrant_edge as qe
 
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
+from ingest.index import term_stats
 from ingest.index.port import AccessFilter, ChunkRecord, VectorIndex
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy, payload_of
 from ingest.keys.terms import key_vector, term_key
@@ -124,3 +125,32 @@ def test_scoped_idf_scores_as_the_engines_index_wide_idf_did_for_a_single_reader
     finally:
         earlier.close()
         current.close()
+
+
+def test_term_counts_are_kept_until_a_write_however_old(tmp_path: Path, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The shard is this process's alone and every write drops the cached counts, so age never does: no recount
+    of every asked term each 30 s (a Qdrant server, which other processes write to, keeps the age limit)."""
+    counted: list[int] = []
+    count_term = QdrantEdgeIndex._count_term
+
+    def counting(self: QdrantEdgeIndex, access: AccessFilter, term: int) -> int:
+        counted.append(term)
+        return count_term(self, access, term)
+
+    monkeypatch.setattr(QdrantEdgeIndex, "_count_term", counting)
+    index = QdrantEdgeIndex(tmp_path / "index", embedder.dim)
+    index.warm_up()
+    try:
+        law = record(1, "law", tenant="default")
+        index.upsert([law], embedder.embed_passages([law.text]), [BM25.embed_passage(law.text)])
+        reader, query = AccessFilter(tenant="default"), BM25.embed_query("which state's laws govern")
+        weighed = index.idf.weigh(reader, query)
+        asked = len(counted)
+        later = term_stats.time.monotonic() + 86_400.0
+        monkeypatch.setattr(term_stats.time, "monotonic", lambda: later)  # a day on
+        assert index.idf.weigh(reader, query) == weighed and len(counted) == asked
+        pay = record(2, "pay", tenant="default")
+        index.upsert([pay], embedder.embed_passages([pay.text]), [BM25.embed_passage(pay.text)])
+        assert index.idf.weigh(reader, query) != weighed and len(counted) > asked  # a write drops them
+    finally:
+        index.close()
