@@ -77,6 +77,14 @@ TUNING = {
 }
 
 
+# how the tuning wording names the contract of its i-th question: REFERENCE_FORMS[i % 3]
+REFERENCE_FORMS = (
+    "the <title> between <two parties>",
+    "our <title> with <last party>",
+    "the <Title> signed by <parties>",
+)
+
+
 def tuning(text: str, category: str, i: int) -> str | None:
     """The ``i``-th question in the tuning wording, or None where its contract reference cannot be read."""
     match = REFERENCE.search(re.sub(r"\s*\([^()]*\)", "", text))
@@ -127,11 +135,48 @@ def reworded_dataset(root: Path, wording: str = "reworded") -> tuple[Path, int]:
     return target, skipped
 
 
+def _per_query(values: dict[str, list[Any]]) -> dict[str, dict[str, float]]:
+    ids = values.pop("ids")
+    return {qid: {metric: series[i] for metric, series in values.items()} for i, qid in enumerate(ids)}
+
+
+def breakdown(by_query: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """With focus: span recall@10 and the share of questions whose first result is from the judged contract
+    (``doc_hit@1``), per way the tuning wording names the contract (beside dev's wording of the same
+    questions), and span recall@10 per kind of clause in each wording."""
+    rows = [json.loads(line) for line in (CUAD / "queries-dev.jsonl").read_text().splitlines()]
+    forms: dict[str, list[str]] = {form: [] for form in REFERENCE_FORMS}
+    for i, row in enumerate(rows):
+        forms[REFERENCE_FORMS[i % 3]].append(row["_id"])
+    categories: dict[str, list[str]] = {}
+    for row in rows:
+        categories.setdefault(row["category"], []).append(row["_id"])
+
+    def mean(wording: str, ids: list[str], metric: str) -> float | None:
+        found = [by_query[wording][q][metric] for q in ids if q in by_query[wording]]
+        return round(sum(found) / len(found), 3) if found else None
+
+    by_form = {
+        form: {"questions": len(ids)}
+        | {f"{w} {m}": mean(w, ids, m) for w in ("tuning", "dev") for m in ("span_recall@10", "doc_hit@1")}
+        for form, ids in forms.items()
+    }
+    by_category = {
+        category: {"questions": len(ids)} | {w: mean(w, ids, "span_recall@10") for w in by_query}
+        for category, ids in sorted(categories.items())
+    }
+    return {
+        "tuning wording by how the contract is named (focus)": by_form,
+        "span recall@10 by kind of clause (focus)": by_category,
+    }
+
+
 def main() -> None:
     settings = Settings()  # ENCLAVE_* from the environment: the data dir and precision of `enclave eval`
     embedder = make_embedder(settings)
     embedder.warm_up()
     results: dict[str, Any] = {}
+    by_query: dict[str, dict[str, dict[str, float]]] = {}  # wording -> query id -> metric -> value, with focus
     with tempfile.TemporaryDirectory() as tmp:
         reworded_root, skipped = reworded_dataset(Path(tmp))
         tuning_root, _ = reworded_dataset(Path(tmp), "tuning")
@@ -141,7 +186,9 @@ def main() -> None:
             stack = open_eval_index(dataset, settings, embedder)
             try:
                 for focus in (False, True):
-                    report = evaluate(dataset, stack, "hybrid", focus=focus)
+                    report = evaluate(dataset, stack, "hybrid", focus=focus, per_query=focus)
+                    if focus:
+                        by_query[wording] = _per_query(report.pop("per_query"))
                     results[f"{wording}, {'focus' if focus else 'no focus'}"] = report
             finally:
                 stack.close()
@@ -152,8 +199,13 @@ def main() -> None:
     print(f"span recall@10 dev - reworded, with focus: {drop:.3f} (goal <= 0.03); not reworded: {skipped}")
     tuned = results["dev, focus"]["span_recall@10"] - results["tuning, focus"]["span_recall@10"]
     print(f"span recall@10 dev - tuning wording (feedback chosen on it), with focus: {tuned:.3f}")
+    breakdowns = breakdown(by_query)
+    for title, table in breakdowns.items():
+        print(title)
+        print(format_table(["", *next(iter(table.values()))], [[key, *row.values()] for key, row in table.items()]))
     templates = {"reworded": REWORDED, "tuning": TUNING}
-    path = write_json("eval-cuad-reworded", {"skipped": skipped, "templates": templates, "reports": results})
+    payload = {"skipped": skipped, "templates": templates, "reports": results, "breakdowns": breakdowns}
+    path = write_json("eval-cuad-reworded", payload)
     say(f"wrote {path}")
 
 

@@ -155,3 +155,17 @@ def test_cli_prints_one_json_object_with_the_stable_keys_and_honours_the_data_di
     assert report["queries"] == 1 and report["span_recall@10"] == 1.0 and report["mrr@10"] == 1.0
     assert 0 < report["span_precision@10"] < 1
     assert Path(report["index"]["path"]).is_relative_to(tmp_path / "data" / "eval")
+
+
+def test_per_query_values_follow_the_query_ids_and_the_judged_contract_leads(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    dataset = load_dataset(_span_dataset(tmp_path / "contracts-set"), "dev")
+    stack = open_eval_index(dataset, Settings(data_dir=tmp_path / "data"), embedder)  # type: ignore[call-arg]
+    try:
+        report = evaluate(dataset, stack, "hybrid", per_query=True)
+        plain = evaluate(dataset, stack, "hybrid")
+    finally:
+        stack.close()
+    per_query = report["per_query"]
+    assert per_query["ids"] == ["g"] and per_query["span_recall@10"] == [report["span_recall@10"]] == [1.0]
+    assert report["doc_hit@1"] == 1.0 and per_query["doc_hit@1"] == [1.0]  # alpha's clause comes first
+    assert "per_query" not in plain
