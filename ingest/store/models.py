@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
@@ -38,6 +39,9 @@ class JobStatus(StrEnum):
 
 
 class Document(SQLModel, table=True):
+    # a tenant's documents newest first (GET /v1/documents): read in order, a page without sorting them all
+    __table_args__ = (Index("ix_document_tenant_created_at", "tenant", "created_at"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     tenant: str = Field(index=True, max_length=128)
     collection: str = Field(index=True, max_length=128)
