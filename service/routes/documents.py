@@ -244,8 +244,8 @@ def get_document(
     """The document (readers); a contributor without the reader role: only one it uploaded, to follow its ingestion."""
     with audit.failures("document.read", document_ids=[document_id]):
         authorize_document_read(access, state.components, principal, document_id)
-        # the job before the row: ingestion commits the row ready before it marks the job done, so a
-        # finished job read here always comes with its ready row (two reads, no shared snapshot)
+        # the job before the row (two reads, no shared snapshot): ingestion marks the row ready in the
+        # transaction that finishes the job, so a finished job read here always comes with its ready row
         job = docs.latest_job(state.components, document_id)
         document = visible_document(state.components, principal, document_id)
     audit.record("document.read", document_ids=[document_id])
