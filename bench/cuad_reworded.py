@@ -6,7 +6,8 @@ asks it again with a template written for this bench (never scored against befor
 the contract named the way a person would: "the marketing affiliate agreement between Birch First
 Global Investments Inc. and Mount Kowledge Holdings Inc." (lower-case title, no defined short names,
 "and" instead of ";"). Both sets run side by side on the same index (the one ``enclave eval`` builds
-under ``<data dir>/eval``), with and without document focus. It is no held-out contract set (the
+under ``<data dir>/eval``), without document focus, with it, and with it embedding the ask
+(``ENCLAVE_RETRIEVAL__FOCUS_ASK_EMBEDDING``). It is no held-out contract set (the
 contracts and clauses are dev's), but it shows how much of the dev figure rests on the templates'
 wording. A third wording, ``TUNING`` (other templates; the contract named three ways: lower-case title
 and parties, "our <title> with <last party>", title "signed by" the parties), is the set the focused
@@ -83,6 +84,11 @@ REFERENCE_FORMS = (
     "our <title> with <last party>",
     "the <Title> signed by <parties>",
 )
+
+
+# each wording is asked three ways: without document focus, with it (the default), and with focus embedding
+# the ask (``ENCLAVE_RETRIEVAL__FOCUS_ASK_EMBEDDING``, chosen on the tuning wording and dev)
+RUNS = (("no focus", False, False), ("focus", True, False), ("focus + ask embedding", True, True))
 
 
 def tuning(text: str, category: str, i: int) -> str | None:
@@ -185,11 +191,11 @@ def main() -> None:
             say(f"{wording}: {len(dataset.queries)} questions")
             stack = open_eval_index(dataset, settings, embedder)
             try:
-                for focus in (False, True):
-                    report = evaluate(dataset, stack, "hybrid", focus=focus, per_query=focus)
+                for name, focus, embed_ask in RUNS:
+                    report = evaluate(dataset, stack, "hybrid", focus=focus, per_query=focus, embed_ask=embed_ask)
                     if focus:
-                        by_query[wording] = _per_query(report.pop("per_query"))
-                    results[f"{wording}, {'focus' if focus else 'no focus'}"] = report
+                        by_query[f"{wording} + ask" if embed_ask else wording] = _per_query(report.pop("per_query"))
+                    results[f"{wording}, {name}"] = report
             finally:
                 stack.close()
     keys = ("queries", "ndcg@10", "mrr@10", "span_recall@10", "recall@100", "latency_p50_ms")
@@ -197,6 +203,9 @@ def main() -> None:
     print(format_table(["questions, hybrid", *keys], rows))
     drop = results["dev, focus"]["span_recall@10"] - results["reworded, focus"]["span_recall@10"]
     print(f"span recall@10 dev - reworded, with focus: {drop:.3f} (goal <= 0.03); not reworded: {skipped}")
+    ask = "focus + ask embedding"
+    drop_ask = results[f"dev, {ask}"]["span_recall@10"] - results[f"reworded, {ask}"]["span_recall@10"]
+    print(f"span recall@10 dev - reworded, {ask}: {drop_ask:.3f}")
     tuned = results["dev, focus"]["span_recall@10"] - results["tuning, focus"]["span_recall@10"]
     print(f"span recall@10 dev - tuning wording (feedback chosen on it), with focus: {tuned:.3f}")
     breakdowns = breakdown(by_query)

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.index.port import AccessFilter, ScoredChunk, SearchMode, SparseVector, VectorIndex, admits
 from ingest.telemetry import span
@@ -64,13 +66,14 @@ def retrieve(
     reranker: Reranker | None = None,
     *,
     names: DocumentNames | None = None,
+    embed_ask: bool = False,
 ) -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
     With ``names`` (document focus, ``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of
     the retrieved documents by its title and parties gets that document's chunks ranked by what it asks
-    first (:func:`focused`).
+    first (:func:`focused`; ``embed_ask``: ``ENCLAVE_RETRIEVAL__FOCUS_ASK_EMBEDDING``).
     """
     if access.document_ids is not None and not access.document_ids:
         return Retrieved([], None)  # metadata filters admitted no document
@@ -91,7 +94,7 @@ def retrieve(
         coverage = term_coverage(components.sparse, sparse, allowed)
         if names is not None:
             with span("retrieve.focus"):
-                allowed = focused(components, query, access, k, mode, allowed, names, dense)
+                allowed = focused(components, query, access, k, mode, allowed, names, dense, embed_ask=embed_ask)
     return Retrieved(allowed, result.best_dense_score, coverage, frozenset(sparse.indices))
 
 
@@ -104,6 +107,8 @@ def focused(
     found: list[ScoredChunk],
     names: DocumentNames,
     query_vector: Sequence[float],
+    *,
+    embed_ask: bool = False,
 ) -> list[ScoredChunk]:
     """Document-aware ranking: when the question names one of the ``found`` documents by the title and
     parties its opening states (``names``, :mod:`ingest.preamble`), that document's chunks ranked by the
@@ -119,6 +124,11 @@ def focused(
     ask widened by the words that the chunks those terms find across the visible corpus share
     (:func:`with_feedback`), so a clause worded unlike the question still ranks. A dense-only search
     embeds the ask instead, having no BM25 side to carry it.
+
+    With ``embed_ask``, a hybrid search embeds the ask too: a hybrid search of the ask across everything
+    the caller may see finds the feedback clauses by meaning as well as by words ("which cover against
+    accidents must be bought" finds insurance clauses, which share none of its words), and the search
+    inside the document uses the :func:`midpoint` of the question's and the ask's vectors.
     A document whose opening names no parties (an abstract, a note) is never taken to be named by a
     question's capitalised words.
     """
@@ -135,6 +145,11 @@ def focused(
     sparse = components.sparse.embed_query(ask)
     if mode == "dense":  # no BM25 side to carry the ask: the names in the question's vector would favour the preamble
         query_vector = components.embedder.embed_query(ask)
+    elif mode == "hybrid" and embed_ask:  # the ask's meaning and words find how the corpus words such a clause
+        ask_vector = components.embedder.embed_query(ask)
+        pool = components.index.search(ask_vector, sparse, access, FEEDBACK_CHUNKS, mode, best_dense=False).chunks
+        sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool if _admitted(c, access)])
+        query_vector = midpoint(query_vector, ask_vector)
     else:  # the ask's BM25 terms find how the visible corpus words such a clause (no embedding to pay for)
         pool = components.index.search(query_vector, sparse, access, FEEDBACK_CHUNKS, "bm25", best_dense=False).chunks
         sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool if _admitted(c, access)])
@@ -143,6 +158,13 @@ def focused(
     inside = [c for c in result.chunks if _admitted(c, scoped)]
     ids = {c.record.id for c in inside}
     return (inside + [c for c in found if c.record.id not in ids])[: max(k, len(found))]
+
+
+def midpoint(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """The unit vector halfway between ``a`` and ``b`` (each normalised first, so neither outweighs the other)."""
+    u, v = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    mid = u / (np.linalg.norm(u) or 1.0) + v / (np.linalg.norm(v) or 1.0)
+    return (mid / (np.linalg.norm(mid) or 1.0)).tolist()  # type: ignore[no-any-return]
 
 
 def with_feedback(encoder: SparseEncoder, ask: SparseVector, texts: Sequence[str]) -> SparseVector:

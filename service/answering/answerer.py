@@ -160,7 +160,10 @@ class Answerer:
         access = self.access(principal, req)
         fetch = max(k, self.settings.answer.candidates)
         names = self.document_names(access.tenant)
-        found = retrieve(self.components, req.query, access, fetch, req.mode, self.reranker, names=names)
+        embed_ask = self.settings.retrieval.focus_ask_embedding
+        found = retrieve(
+            self.components, req.query, access, fetch, req.mode, self.reranker, names=names, embed_ask=embed_ask
+        )
         return Found(found, access, k, req.mode)
 
     def document_names(self, tenant: str) -> DocumentNames | None:

@@ -44,6 +44,7 @@ def run_eval(
                 k,
                 progress=lambda done, _total: bar.update(querying, completed=done),
                 focus=settings.retrieval.document_focus,
+                embed_ask=settings.retrieval.focus_ask_embedding,
             )
         finally:
             stack.close()

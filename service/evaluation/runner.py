@@ -48,13 +48,16 @@ def evaluate(
     reranker: Reranker | None = None,
     focus: bool = False,
     per_query: bool = False,
+    embed_ask: bool = False,
 ) -> dict[str, Any]:
     """Score every judged query of ``dataset``; returns the report (metrics, latency, index facts).
 
     With a ``reranker``, its best ``k`` of the top ``reranker.candidates`` lead the ranking and the
     rest of the fused ranking follows (recall@100 then measures the index, @k the reranker).
     With ``per_query``, the report's ``per_query`` holds every metric's value per query, in the order
-    of ``per_query["ids"]`` (for breakdowns by kind of question).
+    of ``per_query["ids"]`` (for breakdowns by kind of question). ``focus``: document focus
+    (``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``); ``embed_ask``: its search also embeds the ask
+    (``ENCLAVE_RETRIEVAL__FOCUS_ASK_EMBEDDING``, :func:`service.retrieval.focused`).
     """
     access = AccessFilter(tenant=EVAL_TENANT)
     depth = max(k, DOC_DEPTH)
@@ -63,7 +66,8 @@ def evaluate(
     scores = _Scores()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
-        chunks = retrieve(stack, text, access, limit, mode, names=stack.names_of if focus else None).chunks
+        names = stack.names_of if focus else None
+        chunks = retrieve(stack, text, access, limit, mode, names=names, embed_ask=embed_ask).chunks
         if reranker is not None:
             chunks = _reranked(reranker, text, chunks, k)
         scores.latencies_ms.append((time.perf_counter() - started) * 1000)

@@ -65,7 +65,10 @@ def ranked_chunks(state: AppState, principal: Principal, req: SearchRequest, aud
     with audit.failures("search.performed", query=req.query, document_ids=req.document_ids or ()):
         access = state.answerer.access(principal, req)
         names = state.answerer.document_names(access.tenant)
-        retrieved = retrieve(state.components, req.query, access, req.k, req.mode, state.reranker, names=names)
+        embed_ask = state.settings.retrieval.focus_ask_embedding
+        retrieved = retrieve(
+            state.components, req.query, access, req.k, req.mode, state.reranker, names=names, embed_ask=embed_ask
+        )
     chunks = retrieved.chunks
     audit.record(
         "search.performed",

@@ -120,3 +120,51 @@ def test_feedback_reads_only_what_the_caller_may_see(
         assert any("secret-canary" in text for text in read[-1])  # the same search reads it for a member
     finally:
         components.close()
+
+
+def test_with_the_ask_embedded_feedback_finds_a_clause_kind_by_meaning_when_it_shares_no_word(
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+    parser,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    components = build_components(make_settings(tmp_path), embedder=embedder, parser=parser)
+    try:
+        for name, parties, clause in (
+            (
+                "Supply Agreement",
+                "Acme Corp. and Globex Inc.",
+                "Insurance. Supplier shall maintain insurance policies.",
+            ),
+            ("Distribution Agreement", "Initech LLC and Umbrella Ltd.", "Insurance. Distributor shall be insured."),
+        ):
+            upload = docs.Upload(
+                filename=f"{name}.txt",
+                data=_contract(name, parties, clause).encode(),
+                tenant="default",
+                collection="default",
+            )
+            docs.submit(components, upload)
+        drain(components)
+        read: list[list[str]] = []
+        real = retrieval.with_feedback
+
+        def spy(encoder: QdrantBm25Encoder, ask: SparseVector, texts: list[str]) -> SparseVector:
+            read.append(list(texts))
+            return real(encoder, ask, texts)
+
+        monkeypatch.setattr(retrieval, "with_feedback", spy)
+        question = "Which cover against accidents must be bought under the Supply Agreement between Acme Corp. and Globex Inc.?"
+        ask = components.sparse.embed_query("Which cover against accidents must be bought")
+        clause = components.sparse.embed_passage("Insurance. Supplier shall maintain insurance policies.")
+        assert not set(ask.indices) & set(clause.indices)  # no word in common: only the meaning can find it
+        names = partial(docs.document_names, components, "default")
+        reader = AccessFilter(tenant="default", principal_user="u", principal_groups=())
+        retrieval.retrieve(components, question, reader, 3, names=names)  # the default: the ask's words only
+        assert read, "the question was not focused on the Supply Agreement"
+        assert not any("insur" in text.lower() for text in read[-1])
+        found = retrieval.retrieve(components, question, reader, 3, names=names, embed_ask=True).chunks
+        assert sum("insur" in text.lower() for text in read[-1]) == 2  # both contracts' insurance clauses
+        assert "Supplier shall maintain insurance" in found[0].record.text
+    finally:
+        components.close()
