@@ -108,7 +108,7 @@ class RetrievalSettings(BaseModel):
     document_focus: bool = True
     # the focused search also embeds the ask: its meaning finds the feedback clauses and steers the ranking inside
     # the document (service.retrieval.focused); CUAD span recall@10 +0.008 dev, +0.017 held-out wording, for one
-    # more embedding and search (p50 28.7 -> 43.3 ms): README "Retrieval quality"
+    # more embedding and search (dev p50 28.6 -> 40.9 ms in bench.cuad_reworded): README "Focus that embeds the ask"
     focus_ask_embedding: bool = False
 
 
