@@ -154,8 +154,9 @@ def test_with_the_ask_embedded_feedback_finds_a_clause_kind_by_meaning_when_it_s
             return real(encoder, ask, texts)
 
         monkeypatch.setattr(retrieval, "with_feedback", spy)
-        question = "Which cover against accidents must be bought under the Supply Agreement between Acme Corp. and Globex Inc.?"
-        ask = components.sparse.embed_query("Which cover against accidents must be bought")
+        asked = "Which cover against accidents must be bought"
+        question = f"{asked} under the Supply Agreement between Acme Corp. and Globex Inc.?"
+        ask = components.sparse.embed_query(asked)
         clause = components.sparse.embed_passage("Insurance. Supplier shall maintain insurance policies.")
         assert not set(ask.indices) & set(clause.indices)  # no word in common: only the meaning can find it
         names = partial(docs.document_names, components, "default")
