@@ -7,18 +7,16 @@ Real components: Qdrant Edge, SQLite, the packaged embedder and parser, Qdrant's
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
 
 from ingest import documents as docs
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.index.port import AccessFilter, SparseVector
-from ingest.runtime import build_components
+from ingest.runtime import Components
 from ingest.worker import drain
 from service import retrieval
 from service.question import analyse, without_names
-from tests.conftest import make_settings
 
 
 def test_the_documents_names_leave_the_ask_in_any_case() -> None:
@@ -62,16 +60,37 @@ def _contract(name: str, parties: str, clause: str) -> str:
     return f"{name.upper()}\nThis {name} is made by and between {parties}.\n\n{filler}\n\n{clause}\n"
 
 
-def test_feedback_reads_only_what_the_caller_may_see(
-    tmp_path: Path,
-    embedder,  # type: ignore[no-untyped-def]
-    parser,  # type: ignore[no-untyped-def]
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    components = build_components(make_settings(tmp_path), embedder=embedder, parser=parser)
-    try:
-        ids = {}
-        for name, parties, clause, acl in (
+def _ingest(components: Components, contracts: list[tuple[str, str, str, dict[str, list[str]]]]) -> dict[str, str]:
+    """Each (title, parties, closing clause, ACL) as a contract; the document id of each title."""
+    ids = {}
+    for name, parties, clause, acl in contracts:
+        data = _contract(name, parties, clause).encode()
+        upload = docs.Upload(filename=f"{name}.txt", data=data, tenant="default", collection="default", acl=acl)
+        ids[name] = docs.submit(components, upload).document.id
+    drain(components)
+    return ids
+
+
+def _feedback_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The chunk texts each focused search hands to :func:`service.retrieval.with_feedback`, in order."""
+    read: list[list[str]] = []
+    real = retrieval.with_feedback
+
+    def spy(encoder: QdrantBm25Encoder, ask: SparseVector, texts: list[str]) -> SparseVector:
+        read.append(list(texts))
+        return real(encoder, ask, texts)
+
+    monkeypatch.setattr(retrieval, "with_feedback", spy)
+    return read
+
+
+READER = AccessFilter(tenant="default", principal_user="u", principal_groups=())
+
+
+def test_feedback_reads_only_what_the_caller_may_see(components: Components, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = _ingest(
+        components,
+        [
             (
                 "Supply Agreement",
                 "Acme Corp. and Globex Inc.",
@@ -90,82 +109,40 @@ def test_feedback_reads_only_what_the_caller_may_see(
                 "Insurance. Provider shall carry coverage under policies with insurers; secret-canary.",
                 {"groups": ["secret"]},
             ),
-        ):
-            upload = docs.Upload(
-                filename=f"{name}.txt",
-                data=_contract(name, parties, clause).encode(),
-                tenant="default",
-                collection="default",
-                acl=acl,
-            )
-            ids[name] = docs.submit(components, upload).document.id
-        drain(components)
-        read: list[list[str]] = []
-        real = retrieval.with_feedback
-
-        def spy(encoder: QdrantBm25Encoder, ask: SparseVector, texts: list[str]) -> SparseVector:
-            read.append(list(texts))
-            return real(encoder, ask, texts)
-
-        monkeypatch.setattr(retrieval, "with_feedback", spy)
-        question = "What coverage must be carried under the Supply Agreement between Acme Corp. and Globex Inc.?"
-        names = partial(docs.document_names, components, "default")
-        reader = AccessFilter(tenant="default", principal_user="u", principal_groups=())
-        found = retrieval.retrieve(components, question, reader, 5, names=names).chunks
-        assert read and read[-1], "the focused search read no clauses for feedback"
-        assert not any("secret-canary" in text for text in read[-1])  # never a clause the caller may not see
-        assert found[0].record.document_id == ids["Supply Agreement"]
-        insider = AccessFilter(tenant="default", principal_user="u", principal_groups=("secret",))
-        retrieval.retrieve(components, question, insider, 5, names=names)
-        assert any("secret-canary" in text for text in read[-1])  # the same search reads it for a member
-    finally:
-        components.close()
+        ],
+    )
+    read = _feedback_reads(monkeypatch)
+    question = "What coverage must be carried under the Supply Agreement between Acme Corp. and Globex Inc.?"
+    names = partial(docs.document_names, components, "default")
+    found = retrieval.retrieve(components, question, READER, 5, names=names).chunks
+    assert read and read[-1], "the focused search read no clauses for feedback"
+    assert not any("secret-canary" in text for text in read[-1])  # never a clause the caller may not see
+    assert found[0].record.document_id == ids["Supply Agreement"]
+    insider = AccessFilter(tenant="default", principal_user="u", principal_groups=("secret",))
+    retrieval.retrieve(components, question, insider, 5, names=names)
+    assert any("secret-canary" in text for text in read[-1])  # the same search reads it for a member
 
 
 def test_with_the_ask_embedded_feedback_finds_a_clause_kind_by_meaning_when_it_shares_no_word(
-    tmp_path: Path,
-    embedder,  # type: ignore[no-untyped-def]
-    parser,  # type: ignore[no-untyped-def]
-    monkeypatch: pytest.MonkeyPatch,
+    components: Components, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    components = build_components(make_settings(tmp_path), embedder=embedder, parser=parser)
-    try:
-        for name, parties, clause in (
-            (
-                "Supply Agreement",
-                "Acme Corp. and Globex Inc.",
-                "Insurance. Supplier shall maintain insurance policies.",
-            ),
-            ("Distribution Agreement", "Initech LLC and Umbrella Ltd.", "Insurance. Distributor shall be insured."),
-        ):
-            upload = docs.Upload(
-                filename=f"{name}.txt",
-                data=_contract(name, parties, clause).encode(),
-                tenant="default",
-                collection="default",
-            )
-            docs.submit(components, upload)
-        drain(components)
-        read: list[list[str]] = []
-        real = retrieval.with_feedback
-
-        def spy(encoder: QdrantBm25Encoder, ask: SparseVector, texts: list[str]) -> SparseVector:
-            read.append(list(texts))
-            return real(encoder, ask, texts)
-
-        monkeypatch.setattr(retrieval, "with_feedback", spy)
-        asked = "Which cover against accidents must be bought"
-        question = f"{asked} under the Supply Agreement between Acme Corp. and Globex Inc.?"
-        ask = components.sparse.embed_query(asked)
-        clause = components.sparse.embed_passage("Insurance. Supplier shall maintain insurance policies.")
-        assert not set(ask.indices) & set(clause.indices)  # no word in common: only the meaning can find it
-        names = partial(docs.document_names, components, "default")
-        reader = AccessFilter(tenant="default", principal_user="u", principal_groups=())
-        retrieval.retrieve(components, question, reader, 3, names=names)  # the default: the ask's words only
-        assert read, "the question was not focused on the Supply Agreement"
-        assert not any("insur" in text.lower() for text in read[-1])
-        found = retrieval.retrieve(components, question, reader, 3, names=names, embed_ask=True).chunks
-        assert sum("insur" in text.lower() for text in read[-1]) == 2  # both contracts' insurance clauses
-        assert "Supplier shall maintain insurance" in found[0].record.text
-    finally:
-        components.close()
+    supplier = "Insurance. Supplier shall maintain insurance policies."
+    _ingest(
+        components,
+        [
+            ("Supply Agreement", "Acme Corp. and Globex Inc.", supplier, {}),
+            ("Distribution Agreement", "Initech LLC and Umbrella Ltd.", "Insurance. Distributor is insured.", {}),
+        ],
+    )
+    read = _feedback_reads(monkeypatch)
+    asked = "Which cover against accidents must be bought"
+    question = f"{asked} under the Supply Agreement between Acme Corp. and Globex Inc.?"
+    ask, clause = components.sparse.embed_query(asked), components.sparse.embed_passage(supplier)
+    assert not set(ask.indices) & set(clause.indices)  # no word in common: only the meaning can find it
+    names = partial(docs.document_names, components, "default")
+    retrieval.retrieve(components, question, READER, 3, names=names)  # the default: the ask's words only
+    assert read, "the question was not focused on the Supply Agreement"
+    assert not any("insur" in text.lower() for text in read[-1])
+    found = retrieval.retrieve(components, question, READER, 3, names=names, embed_ask=True).chunks
+    assert sum("insur" in text.lower() for text in read[-1]) == 2  # both contracts' insurance clauses
+    assert supplier in found[0].record.text
