@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -145,14 +146,14 @@ def focused(
     sparse = components.sparse.embed_query(ask)
     if mode == "dense":  # no BM25 side to carry the ask: the names in the question's vector would favour the preamble
         query_vector = components.embedder.embed_query(ask)
-    elif mode == "hybrid" and embed_ask:  # the ask's meaning and words find how the corpus words such a clause
-        ask_vector = components.embedder.embed_query(ask)
-        pool = components.index.search(ask_vector, sparse, access, FEEDBACK_CHUNKS, mode, best_dense=False).chunks
-        sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool if _admitted(c, access)])
-        query_vector = midpoint(query_vector, ask_vector)
-    else:  # the ask's BM25 terms find how the visible corpus words such a clause (no embedding to pay for)
-        pool = components.index.search(query_vector, sparse, access, FEEDBACK_CHUNKS, "bm25", best_dense=False).chunks
-        sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool if _admitted(c, access)])
+    else:  # the chunks that the ask finds across the visible corpus: how contracts word such a clause
+        if mode == "hybrid" and embed_ask:  # by its meaning and its words
+            ask_vector = components.embedder.embed_query(ask)
+            pool = components.index.search(ask_vector, sparse, access, FEEDBACK_CHUNKS, mode, best_dense=False)
+            query_vector = midpoint(query_vector, ask_vector)
+        else:  # by its BM25 terms alone (no embedding to pay for)
+            pool = components.index.search(query_vector, sparse, access, FEEDBACK_CHUNKS, "bm25", best_dense=False)
+        sparse = with_feedback(components.sparse, sparse, [c.record.text for c in pool.chunks if _admitted(c, access)])
     # the evidence gate reads the unfocused search's best dense similarity: none is looked up here
     result = components.index.search(query_vector, sparse, scoped, k, mode, best_dense=False)
     inside = [c for c in result.chunks if _admitted(c, scoped)]
@@ -218,6 +219,7 @@ def resolve_document(
         title, *parties = names.get(document, "").split("; ")
         if distinct and parties and _states(question, title):
             by_party[document] = distinct & set(encoder.embed_passage(" ".join(parties)).indices)
+    holders = Counter(word for words in by_party.values() for word in words)
     best: tuple[float, str | None] = (0.0, None)
     for rank, document in enumerate(ranked):
         named = names.get(document)
@@ -226,8 +228,7 @@ def resolve_document(
         shared = len(wanted & set(encoder.embed_passage(named).indices))
         share = shared / len(wanted)
         own = by_party.get(document, set())
-        others = set().union(*(words for other, words in by_party.items() if other != document))
-        titled = len(own) >= len(distinct) / 2 and bool(own - others)
+        titled = len(own) >= len(distinct) / 2 and any(holders[word] == 1 for word in own)
         if (shared >= MIN_NAMED_TERMS and share >= MIN_NAMED_SHARE) or titled:
             best = max(best, (share + 0.1 / (1 + rank), document))
     return best[1]
