@@ -15,6 +15,7 @@ sentence-transformers: :func:`is_mean_pooled` says which.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ PIPELINE = [
     "sentence_transformers.models.Pooling",
     "sentence_transformers.models.Normalize",
 ]
+PACKED_ROWS = 16 * 200  # rows a packed linear layer usually multiplies: a forward batch of 16 chunks of ~200 tokens
 POOLING_MODES = (
     "pooling_mode_cls_token",
     "pooling_mode_max_tokens",
@@ -66,6 +68,30 @@ class MeanPoolingEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), model_max_length=self.max_tokens)
         self.dim = int(self.model.config.hidden_size)
 
+    def in_bf16(self) -> MeanPoolingEncoder:
+        """The same model with its weights stored in bfloat16 (a copy; this encoder stays as it is).
+
+        Every layer then runs in bf16 with no cast per forward pass, 1.2x the throughput of bf16 autocast on
+        an AMX core; the last hidden state is pooled and normalised in fp32, so the vectors keep a cosine of
+        at least 0.9999 to the fp32 ones (``tests/ingest/test_embedder_precision.py``).
+        """
+        import torch  # lazy: as in encode
+
+        bf16 = copy.copy(self)
+        bf16.model = copy.deepcopy(self.model).to(torch.bfloat16)
+        return bf16
+
+    def packed_bf16(self) -> MeanPoolingEncoder | None:
+        """:meth:`in_bf16` with its linear layers on weights prepacked for oneDNN (:mod:`ingest.embedding.onednn`:
+        1.1x more), or None where this torch build cannot."""
+        from ingest.embedding.onednn import pack_linears, packable  # lazy: imports torch
+
+        if not packable():
+            return None
+        bf16 = self.in_bf16()
+        pack_linears(bf16.model, rows=PACKED_ROWS)
+        return bf16
+
     def encode(self, texts: list[str], batch_size: int) -> Any:
         """Unit vectors of ``texts`` as an (n, dim) float32 array, in their order."""
         import numpy as np  # lazy: with torch
@@ -87,6 +113,8 @@ class MeanPoolingEncoder:
             texts, padding=True, truncation="longest_first", max_length=self.max_tokens, return_tensors="pt"
         )
         hidden = self.model(**features, return_dict=True).last_hidden_state
+        if self.model.dtype == torch.bfloat16:  # weights in bf16 (in_bf16): pooled and normalised in fp32
+            hidden = hidden.float()
         mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         total = torch.float32 if hidden.dtype in (torch.float16, torch.bfloat16) else hidden.dtype
         counts = torch.clamp(mask.sum(dim=1, dtype=total), min=1e-9)

@@ -28,7 +28,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ingest.embedding.sentence_transformers_embedder import (
+    MIN_PROBE_COSINE,
     MODEL_NAME,
+    PROBES,
     SentenceTransformerEmbedder,
     packaged_model_path,
 )
@@ -138,15 +140,6 @@ class OnnxEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_passages([text])[0]
-
-
-# texts both query paths embed when the ONNX one starts; it serves queries only if every vector matches
-PROBES = (
-    "Which state's laws govern the Distribution Agreement between Acme Corp. and Beta LLC?",
-    "Aspirin lowers the risk of a second myocardial infarction in adults over 65.",
-    "notice period",
-)
-MIN_PROBE_COSINE = 0.9999
 
 
 class OnnxQueries:

@@ -7,6 +7,7 @@ bit-identical vectors, 1.5 s less start-up); any other model directory goes thro
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,15 @@ from ingest.embedding.mean_pooling import MeanPoolingEncoder, is_mean_pooled
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 MODEL_NAME = "all-MiniLM-L6-v2"
+# texts a faster path to the same vectors embeds when it starts (ONNX queries, packed bf16 passages); it is
+# used only if every vector matches the fp32 PyTorch one to MIN_PROBE_COSINE
+PROBES = (
+    "Which state's laws govern the Distribution Agreement between Acme Corp. and Beta LLC?",
+    "Aspirin lowers the risk of a second myocardial infarction in adults over 65.",
+    "notice period",
+)
+MIN_PROBE_COSINE = 0.9999
+log = logging.getLogger(__name__)
 
 
 def packaged_model_path() -> Path:
@@ -47,10 +57,12 @@ def cpu_has_native_bf16() -> bool:
 class SentenceTransformerEmbedder:
     """:class:`~ingest.embedding.port.DenseEmbedder` for a sentence-transformers model (see the module docstring).
 
-    ``precision``: ``bf16`` runs the forward pass under CPU autocast to bfloat16 (matrix products in
-    bf16 on the CPU's AMX or AVX512-BF16 units, LayerNorm, softmax and pooling in fp32), 2.2-2.6x the
-    fp32 throughput on a Sapphire Rapids core with a cosine of at least 0.9999 to the fp32 vector of
-    every measured text (README "Performance"): the same vector space, so an index may hold both.
+    ``precision``: ``bf16`` runs the forward pass in bfloat16 (matrix products on the CPU's AMX or
+    AVX512-BF16 units): a mean-pooled model (MiniLM) on a copy of its weights stored in bf16, pooled and
+    normalised in fp32 (:meth:`MeanPoolingEncoder.in_bf16`: no casts per pass, 1.2x autocast), any other
+    model under CPU autocast (LayerNorm, softmax and pooling in fp32). Either way 2.2-3x the fp32
+    throughput on a Sapphire Rapids core with a cosine of at least 0.9999 to the fp32 vector of every
+    measured text (README "Performance"): the same vector space, so an index may hold both.
     ``auto`` picks bf16 where the CPU has those units, fp32 elsewhere (emulated bf16 is slower).
     Queries are always embedded in fp32 (:meth:`embed_query`); by default the service embeds them on ONNX
     Runtime instead, with the same vectors (:class:`~ingest.embedding.onnx_embedder.OnnxQueries`).
@@ -64,6 +76,7 @@ class SentenceTransformerEmbedder:
         self._path = model_path
         self._batch_size = batch_size
         self._encoder: Encoder | None = None
+        self._bf16: MeanPoolingEncoder | None = None  # the encoder with its weights in bf16, made once
         self._lock = threading.Lock()
         self.dim = 384
         self.max_tokens = 256
@@ -71,11 +84,11 @@ class SentenceTransformerEmbedder:
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._encoder is not None:
-                return
-            path = self._path or packaged_model_path()
-            self._encoder = MeanPoolingEncoder(path) if is_mean_pooled(path) else SentenceTransformersEncoder(path)
-            self.dim, self.max_tokens = self._encoder.dim, self._encoder.max_tokens
+            if self._encoder is None:
+                path = self._path or packaged_model_path()
+                self._encoder = MeanPoolingEncoder(path) if is_mean_pooled(path) else SentenceTransformersEncoder(path)
+                self.dim, self.max_tokens = self._encoder.dim, self._encoder.max_tokens
+        self.passage_encoder()  # the bf16 copy too, so no first document waits for it
 
     @property
     def encoder(self) -> Encoder:
@@ -88,11 +101,41 @@ class SentenceTransformerEmbedder:
     def tokenizer(self) -> Any:
         return self.encoder.tokenizer
 
+    def passage_encoder(self) -> Encoder:
+        """What embeds passages: in bf16, a mean-pooled model's copy with bf16 weights (made on first use),
+        its linear layers on oneDNN's prepacked weights where this torch has them, kept only if its vectors
+        of :data:`PROBES` match the fp32 ones to :data:`MIN_PROBE_COSINE` (else the plain bf16 copy, and a
+        warning says why)."""
+        encoder = self.encoder
+        if self.precision != "bf16" or not isinstance(encoder, MeanPoolingEncoder):
+            return encoder
+        with self._lock:
+            if self._bf16 is None:
+                self._bf16 = self._packed_or_plain(encoder)
+            return self._bf16
+
+    def _packed_or_plain(self, encoder: MeanPoolingEncoder) -> MeanPoolingEncoder:
+        import numpy as np  # lazy: with torch
+
+        try:
+            packed = encoder.packed_bf16()
+            if packed is None:
+                return encoder.in_bf16()
+            exact, fast = encoder.encode(list(PROBES), len(PROBES)), packed.encode(list(PROBES), len(PROBES))
+        except Exception as exc:  # noqa: BLE001 - any failure leaves passages on the plain bf16 copy, which works
+            log.warning("embedder.packed_bf16_unavailable reason=%s", f"{type(exc).__name__}: {exc}"[:300])
+            return encoder.in_bf16()
+        worst = float(np.sum(np.asarray(exact) * np.asarray(fast), axis=1).min())
+        if worst < MIN_PROBE_COSINE:
+            log.warning("embedder.packed_bf16_differs cosine=%.6f: passages on plain bf16 weights", worst)
+            return encoder.in_bf16()
+        return packed
+
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        encoder = self.encoder
-        with torch_autocast(self.precision == "bf16"):
+        encoder = self.passage_encoder()
+        with torch_autocast(self.precision == "bf16" and encoder is self._encoder):  # bf16 weights need no autocast
             vectors = encoder.encode(list(texts), self._batch_size)
         return [list(map(float, row)) for row in vectors]
 

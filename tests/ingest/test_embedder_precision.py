@@ -1,4 +1,4 @@
-"""bf16 autocast of the PyTorch embedder: the same vectors as fp32, to within a cosine of 0.9999.
+"""bf16 passages of the PyTorch embedder: the same vectors as fp32, to within a cosine of 0.9999.
 
 That is why a site may switch between the two (``ENCLAVE_EMBEDDER__PRECISION``) without a rebuild:
 they share the embedder identity the index records. Real text (CUAD, SciFact), the packaged model.
@@ -6,12 +6,16 @@ they share the embedder identity the index records. Real text (CUAD, SciFact), t
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ingest.config import EmbedderSettings, Settings
+from ingest.embedding.mean_pooling import MeanPoolingEncoder
+from ingest.embedding.onednn import PackedLinear, packable
 from ingest.embedding.onnx_embedder import OnnxQueries
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ingest.runtime import make_embedder
@@ -65,3 +69,42 @@ def test_the_forward_batch_changes_no_vector(
         ours, theirs = np.array(runs.embed_passages(texts)), np.array(one_pass.embed_passages(texts))
         cosine = (ours * theirs).sum(axis=1)
         assert float(cosine.min()) >= 0.9999, (whole.precision, np.percentile(cosine, [0, 1, 50]))
+
+
+def test_bf16_passages_run_on_prepacked_linear_layers_where_torch_has_them(
+    fp32_and_bf16: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder],
+) -> None:
+    """The bf16 copy's linear layers run on oneDNN's prepacked weights (1.1x) and still give fp32's vectors."""
+    _, bf16 = fp32_and_bf16
+    model = bf16.passage_encoder().model  # type: ignore[attr-defined]
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, PackedLinear))]
+    assert layers and all(isinstance(m, PackedLinear) for m in layers) == packable()
+    assert bf16.encoder.model.dtype == torch.float32  # type: ignore[attr-defined] # queries stay on fp32 weights
+
+
+def test_packed_layers_that_change_the_vectors_are_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A packed copy whose vectors of the probe texts stray from fp32's (a torch build whose oneDNN kernels
+    misbehave), or that fails to build, is dropped for the plain bf16 copy, with a warning."""
+
+    def skewed(self: MeanPoolingEncoder) -> MeanPoolingEncoder:
+        copy = self.in_bf16()
+        with torch.no_grad():
+            copy.model.embeddings.word_embeddings.weight.mul_(-1.0)  # type: ignore[union-attr, operator]
+        return copy
+
+    def broken(self: MeanPoolingEncoder) -> MeanPoolingEncoder:
+        raise RuntimeError("oneDNN: could not create a primitive")
+
+    texts = _texts()[:6]
+    reference = np.array(SentenceTransformerEmbedder(precision="fp32").embed_passages(texts))
+    for fault, event in ((skewed, "embedder.packed_bf16_differs"), (broken, "embedder.packed_bf16_unavailable")):
+        monkeypatch.setattr(MeanPoolingEncoder, "packed_bf16", fault)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ingest.embedding.sentence_transformers_embedder"):
+            bf16 = SentenceTransformerEmbedder(precision="bf16")
+            vectors = np.array(bf16.embed_passages(texts))
+        assert event in caplog.text
+        assert float((vectors * reference).sum(axis=1).min()) >= 0.9999
+        assert not any(isinstance(m, PackedLinear) for m in bf16.passage_encoder().model.modules())  # type: ignore[attr-defined]
