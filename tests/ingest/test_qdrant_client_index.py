@@ -86,15 +86,26 @@ def test_upserts_larger_than_a_batch_arrive_whole(tmp_path: Path) -> None:
 
 
 def test_parallel_batches_reach_a_thread_safe_client(tmp_path: Path) -> None:
-    """Several batches in flight at once: every point lands, none twice (a lock stands in for the server)."""
+    """Several batches in flight at once: every point lands, none twice (a lock stands in for the server).
+
+    The first batch waits until a second one arrives (so a pool that reuses one idle thread for every
+    batch cannot pass by luck, and a serial adapter fails after the wait)."""
     import threading
 
     class Serialised:
         def __init__(self, inner: QdrantClient) -> None:
             self.inner, self.lock, self.threads = inner, threading.Lock(), set()
+            self.arrived, self.second = 0, threading.Event()
 
         def upsert(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            self.threads.add(threading.current_thread().name)
+            with self.lock:
+                self.threads.add(threading.current_thread().name)
+                self.arrived += 1
+                first = self.arrived == 1
+            if first:
+                self.second.wait(timeout=10)
+            else:
+                self.second.set()
             with self.lock:
                 return self.inner.upsert(*args, **kwargs)
 
@@ -110,7 +121,7 @@ def test_parallel_batches_reach_a_thread_safe_client(tmp_path: Path) -> None:
         [SparseVector([1], [1.0])] * 50,
     )
     assert idx.count(AccessFilter(tenant="t1")) == 50
-    assert len(client.threads) > 1
+    assert client.second.is_set() and len(client.threads) > 1
 
 
 def test_the_factory_picks_the_adapter_and_rejects_contradictions(tmp_path: Path) -> None:
