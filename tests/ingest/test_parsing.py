@@ -158,6 +158,29 @@ def test_pdf_page_numbers_match_pypdf(parser: UnstructuredParser, path: Path) ->
     assert checked_after_first >= 5, "a multi-page PDF has elements beyond page 1"
 
 
+@pytest.mark.parametrize("path", [DOCS / "pdf" / "multilang.pdf", CUAD_PDF / f"{CERENCE}.pdf"], ids=str)
+def test_pdfs_skip_language_detection_and_parse_as_unstructured_does_by_default(
+    parser: UnstructuredParser, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser names English (the text-type rules unstructured applies to a PDF whatever its language), so
+    langdetect never reads the document, and the elements (text, category, page) are those of the default call."""
+    from unstructured.partition import pdf as unstructured_pdf
+    from unstructured.partition.common import lang
+
+    expected = [
+        (e.text, e.category, e.metadata.page_number)
+        for e in unstructured_pdf.partition_pdf(file=io.BytesIO(path.read_bytes()), strategy="fast")
+    ]
+
+    def no_detection(*args: object, **kwargs: object) -> None:
+        raise AssertionError("langdetect ran on a PDF")
+
+    monkeypatch.setattr(lang, "detect_langs", no_detection)
+    found = parser._ready_partitioners()[sniff.PDF](io.BytesIO(path.read_bytes()))
+    assert [(e.text, e.category, e.metadata.page_number) for e in found] == expected
+    assert parse_file(parser, path).elements
+
+
 def test_pdf_title_comes_from_metadata(parser: UnstructuredParser) -> None:
     assert parse_file(parser, DOCS / "pdf" / "example.pdf").title == "PDF Example Document"
 
