@@ -261,6 +261,14 @@ class AuthSettings(BaseModel):
     policy_check_s: float = Field(default=1.0, ge=0)  # how often the Rego files are checked for changes; 0: never
 
 
+class ParserSettings(BaseModel):
+    """Where uploads are parsed."""
+
+    # PDFs and office files in a child process (ingest.parsing.isolated): parsing runs beside the embedder
+    # instead of under its GIL, and a parser crash fails one document, not the worker; false: in the worker
+    isolated: bool = True
+
+
 class Settings(BaseSettings):
     """All of Enclave's configuration, read from ``ENCLAVE_*`` environment variables."""
 
@@ -286,6 +294,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkSettings = ChunkSettings()
+    parser: ParserSettings = ParserSettings()
     generator: GeneratorSettings = GeneratorSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()

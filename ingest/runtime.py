@@ -21,6 +21,7 @@ from ingest.index.port import VectorIndex
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.index.swap import AtomicSwapIndex
 from ingest.keys.sealed import SealedBlobStore, SealedIndex
+from ingest.parsing.isolated import IsolatedParser
 from ingest.parsing.unstructured_parser import UnstructuredParser
 from ingest.store.db import create_schema, make_engine
 
@@ -41,6 +42,7 @@ class Components:
     parser: Parser
     blobs: BlobStore
     compliance: Compliance
+    owns_parser: bool = False  # built with the components (not passed in shared): closed with them
     chunker: TokenChunker = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,8 @@ class Components:
     def close(self) -> None:
         self.index.close()
         self.engine.dispose()
+        if self.owns_parser and isinstance(self.parser, IsolatedParser):
+            self.parser.close()
 
 
 def make_index(settings: Settings, dim: int) -> VectorIndex:
@@ -154,26 +158,36 @@ def build_components(
     one process (a test session, a benchmark) can share them across data directories.
     ``warm_parser=False`` leaves the parser to load its libraries on the first document that needs
     them: ``enclave ingest`` of plain text then never pays the 3-5 s that importing ``unstructured``
-    and loading spaCy take (a long-running service warms it, so no upload waits for them).
+    and loading spaCy take (a long-running service warms it, so no upload waits for them). Built here,
+    the parser reads PDFs and office files in a child process (``settings.parser.isolated``,
+    :mod:`ingest.parsing.isolated`) and is closed with the components.
 
     :raises EmbedderMismatch: the index holds vectors of another embedder (``ingest.embedding.identity``).
     """
     settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
-    compliance = build_compliance(settings, engine)
-    if embedder is None:
-        embedder = make_embedder(settings)
-    embedder.warm_up()
-    if embedder_check:  # off only for `enclave index rebuild`, which replaces the vectors
-        check_embedder(engine, embedder)
-    index = AtomicSwapIndex(
-        SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
-    )  # see ingest.index.swap
-    index.warm_up()
+    owns_parser = parser is None
     if parser is None:
-        parser = UnstructuredParser()
-    if warm_parser:
+        parser = IsolatedParser() if settings.parser.isolated else UnstructuredParser()
+    if warm_parser:  # an isolated parser's child loads its libraries while this process goes on
         parser.warm_up()
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        create_schema(engine)
+        compliance = build_compliance(settings, engine)
+        if embedder is None:
+            embedder = make_embedder(settings)
+        embedder.warm_up()
+        if embedder_check:  # off only for `enclave index rebuild`, which replaces the vectors
+            check_embedder(engine, embedder)
+        index = AtomicSwapIndex(
+            SealedIndex(make_index(settings, embedder.dim), compliance.keyring)
+        )  # see ingest.index.swap
+        index.warm_up()
+    except BaseException:
+        if owns_parser and isinstance(parser, IsolatedParser):
+            parser.close()
+        raise
     blobs = SealedBlobStore(LocalBlobStore(settings.blob_dir / "originals"), compliance.keyring)
-    return Components(settings, engine, embedder, QdrantBm25Encoder(), index, parser, blobs, compliance)
+    return Components(
+        settings, engine, embedder, QdrantBm25Encoder(), index, parser, blobs, compliance, owns_parser=owns_parser
+    )
