@@ -277,32 +277,18 @@ def _table(result: dict[str, Any]) -> str:
     ]
     if "pdf" in result:
         p = result["pdf"]
-        rows.append(
-            [
-                "pipeline (CUAD PDFs, parsed in the worker)",
-                p["documents"],
-                p["chunks"],
-                p["process_s"],
-                p["chunks_per_s"],
-                p["pages_per_s"],
-            ]
-        )
+        rows.append(_pdf_row("pipeline (CUAD PDFs, parsed in the worker)", p))
         parse_s = p["stage_seconds"].get("ingest.parse")
         rows.append(["parser alone (CUAD PDFs)", p["documents"], "", parse_s, "", p["parse_pages_per_s"]])
     if "pdf_isolated" in result:
         q = result["pdf_isolated"]
-        rows.append(
-            [
-                "pipeline, isolated parser (default)",
-                q["documents"],
-                q["chunks"],
-                q["process_s"],
-                q["chunks_per_s"],
-                q["pages_per_s"],
-            ]
-        )
+        rows.append(_pdf_row("pipeline, isolated parser (default)", q))
         rows.append(["ratio in-process / isolated seconds", "", "", "", "", q["ratio_to_in_process"]])
     return format_table(["run", "documents", "chunks", "seconds", "chunks/s", "pages/s"], rows)
+
+
+def _pdf_row(label: str, run: dict[str, Any]) -> list[Any]:
+    return [label, run["documents"], run["chunks"], run["process_s"], run["chunks_per_s"], run["pages_per_s"]]
 
 
 if __name__ == "__main__":
