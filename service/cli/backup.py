@@ -66,7 +66,7 @@ def _backup(dest: Path) -> None:
 def reapply() -> None:
     """Re-apply every erasure in the ledger to this site through its configured index (any backend)."""
     settings = get_settings()
-    components = build_components(settings)
+    components = build_components(settings, warm_parser=False)  # parses nothing: no parser process
     try:
         report = reapply_ledger(settings, components.index)
     finally:

@@ -22,7 +22,7 @@ out = Console()
 @retention_app.command("run")
 def run() -> None:
     """Erase every document past its retention period unless a legal hold covers it (each one audited)."""
-    components = build_components(configured_settings())
+    components = build_components(configured_settings(), warm_parser=False)  # parses nothing: no parser process
     try:
         report = run_retention(components)
     finally:
