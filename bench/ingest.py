@@ -199,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pdf_isolated = run_pipeline(
             "CUAD PDFs, isolated parser", corpus["pdf"], args.work_dir / "data-pdf", embedder, isolated, args.batch
         )
+    child_rss = _peak_rss_mib(isolated.child_pid)
+    say(f"the parser child's peak RSS: {child_rss} MiB")
     isolated.close()
-    result = _result(args, text, bare_s, pdf, pdf_isolated)
+    result = _result(args, text, bare_s, pdf, pdf_isolated, child_rss)
     print(_table(result))
     path = write_json(args.name, result)
     say(f"wrote {path}")
@@ -208,7 +210,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def _result(
-    args: argparse.Namespace, text: Run, bare_s: float, pdf: Run | None, pdf_isolated: Run | None
+    args: argparse.Namespace,
+    text: Run,
+    bare_s: float,
+    pdf: Run | None,
+    pdf_isolated: Run | None,
+    child_peak_rss_mib: float | None = None,
 ) -> dict[str, Any]:
     bare_rate = len(text.texts) / bare_s if bare_s else 0.0
     out: dict[str, Any] = {
@@ -228,30 +235,36 @@ def _result(
         },
     }
     if pdf is not None:
-        out["pdf"] = {
-            "documents": pdf.documents,
-            "failed": pdf.failed,
-            "pages": pdf.pages,
-            "chunks": pdf.chunks,
-            "process_s": round(pdf.process_s, 2),
-            "pages_per_s": round(pdf.pages / pdf.process_s, 2),
-            "chunks_per_s": round(pdf.chunks_per_s, 1),
-            "parse_pages_per_s": ratio(pdf.pages, pdf.stages_s.get("ingest.parse")),  # the parser alone (its thread)
-            "stage_seconds": pdf.stages_s,
-        }
+        out["pdf"] = _pdf_result(pdf)
+        out["pdf"]["parse_pages_per_s"] = ratio(pdf.pages, pdf.stages_s.get("ingest.parse"))  # the parser alone
     if pdf is not None and pdf_isolated is not None:
-        out["pdf_isolated"] = {
-            "documents": pdf_isolated.documents,
-            "failed": pdf_isolated.failed,
-            "pages": pdf_isolated.pages,
-            "chunks": pdf_isolated.chunks,
-            "process_s": round(pdf_isolated.process_s, 2),
-            "pages_per_s": round(pdf_isolated.pages / pdf_isolated.process_s, 2),
-            "chunks_per_s": round(pdf_isolated.chunks_per_s, 1),
-            "ratio_to_in_process": ratio(pdf.process_s, pdf_isolated.process_s),
-            "stage_seconds": pdf_isolated.stages_s,  # ingest.parse: waiting for the child, not its CPU time
-        }
+        out["pdf_isolated"] = _pdf_result(pdf_isolated)  # stage ingest.parse: waiting for the child, not its CPU
+        out["pdf_isolated"]["ratio_to_in_process"] = ratio(pdf.process_s, pdf_isolated.process_s)
+        out["pdf_isolated"]["child_peak_rss_mib"] = child_peak_rss_mib
     return out
+
+
+def _pdf_result(run: Run) -> dict[str, Any]:
+    return {
+        "documents": run.documents,
+        "failed": run.failed,
+        "pages": run.pages,
+        "chunks": run.chunks,
+        "process_s": round(run.process_s, 2),
+        "pages_per_s": round(run.pages / run.process_s, 2),
+        "chunks_per_s": round(run.chunks_per_s, 1),
+        "stage_seconds": run.stages_s,
+    }
+
+
+def _peak_rss_mib(pid: int | None) -> float | None:
+    """A live process's peak resident memory (Linux ``VmHWM``), in MiB; None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, TypeError):
+        return None
+    return round(kib / 1024, 1)
 
 
 def _table(result: dict[str, Any]) -> str:
