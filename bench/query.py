@@ -73,7 +73,9 @@ def bare_factory(
     def make(_client: int) -> Any:
         def request(i: int) -> str:
             q = queries[i % len(queries)]
-            index.search(embedder.embed_query(q), sparse.embed_query(q), access, k, mode)  # type: ignore[arg-type]
+            # the index search POST /v1/search makes: no best-dense lookup, which only the answerer's gate reads
+            dense, terms = embedder.embed_query(q), sparse.embed_query(q)
+            index.search(dense, terms, access, k, mode, best_dense=False)  # type: ignore[arg-type]
             return "search"
 
         return request

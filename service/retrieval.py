@@ -68,8 +68,13 @@ def retrieve(
     *,
     names: DocumentNames | None = None,
     embed_ask: bool = False,
+    evidence: bool = True,
 ) -> Retrieved:
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
+
+    With ``evidence`` (what the answerer's gate reads), also the best dense similarity (one more
+    nearest-neighbour search, about as costly as the hybrid search's own) and the term coverage; a
+    caller that shows ranked chunks only (``POST /v1/search``) passes False and gets None for both.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
     With ``names`` (document focus, ``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of
@@ -84,7 +89,7 @@ def retrieve(
             sparse = components.sparse.embed_query(query)
         with span("retrieve.search"):
             fetch = max(k, reranker.candidates) if reranker is not None else k
-            result = components.index.search(dense, sparse, access, fetch, mode)
+            result = components.index.search(dense, sparse, access, fetch, mode, best_dense=evidence)
         allowed = [c for c in result.chunks if _admitted(c, access)]
         if reranker is not None:
             with span("retrieve.rerank"):
@@ -92,7 +97,7 @@ def retrieve(
         current.set_attributes({"enclave.results": len(allowed), "enclave.dropped": len(result.chunks) - len(allowed)})
         # the evidence gate reads the search as the whole question ranked it: focus reorders by the ask alone,
         # whose clauses need not repeat the names the question (and the document's opening) uses
-        coverage = term_coverage(components.sparse, sparse, allowed)
+        coverage = term_coverage(components.sparse, sparse, allowed) if evidence else None
         if names is not None:
             with span("retrieve.focus"):
                 allowed = focused(components, query, access, k, mode, allowed, names, dense, embed_ask=embed_ask)

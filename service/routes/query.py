@@ -66,8 +66,16 @@ def ranked_chunks(state: AppState, principal: Principal, req: SearchRequest, aud
         access = state.answerer.access(principal, req)
         names = state.answerer.document_names(access.tenant)
         embed_ask = state.settings.retrieval.focus_ask_embedding
-        retrieved = retrieve(
-            state.components, req.query, access, req.k, req.mode, state.reranker, names=names, embed_ask=embed_ask
+        retrieved = retrieve(  # ranked chunks only: no evidence gate reads the best dense similarity
+            state.components,
+            req.query,
+            access,
+            req.k,
+            req.mode,
+            state.reranker,
+            names=names,
+            embed_ask=embed_ask,
+            evidence=False,
         )
     chunks = retrieved.chunks
     audit.record(

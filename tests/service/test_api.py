@@ -10,16 +10,24 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.state import AppState
 from tests.conftest import CUAD, DOCS, REPO, make_settings, served_app
 
 NDA = REPO / "samples" / "mutual-nda-acme-globex.txt"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def served(
+    tmp_path_factory: pytest.TempPathFactory, embedder, parser, generator
+) -> Iterator[tuple[TestClient, AppState]]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path_factory.mktemp("api") / "data")
-    with served_app(settings, embedder, parser, generator) as (test_client, _):
-        yield test_client
+    with served_app(settings, embedder, parser, generator) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def client(served: tuple[TestClient, AppState]) -> TestClient:
+    return served[0]
 
 
 def _upload(client: TestClient, path: Path, **form: str) -> dict:  # type: ignore[type-arg]
@@ -111,6 +119,28 @@ def test_search_ranks_chunks_without_generation(client: TestClient) -> None:
     assert any("certify its destruction" in text[r["start"] : r["end"]] for r in results[:2])
     assert set(results[0]) >= {"document_id", "title", "page", "start", "end", "snippet", "score"}
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+
+def test_search_skips_the_evidence_lookup_that_only_answers_read(
+    served: tuple[TestClient, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best dense similarity costs a second nearest-neighbour search; only the answerer's gate reads it."""
+    client, state = served
+    _wait(client, _upload(client, NDA)["document_id"])
+    index, asked = state.components.index, []
+    search = index.search
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(kwargs.get("best_dense", True))
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(index, "search", spy)
+    response = client.post("/v1/search", json={"query": "return or destroy confidential information", "k": 3})
+    assert response.status_code == 200 and response.json()["results"]
+    assert asked and not any(asked)
+    asked.clear()
+    client.post("/v1/query", json={"query": "What is the boiling point of liquid nitrogen in Kelvin?"})
+    assert asked[0] is True  # the evidence gate refuses on it: see the test above
 
 
 def test_bad_inputs_get_clear_errors_in_one_envelope(client: TestClient) -> None:
