@@ -86,7 +86,8 @@ def run_enclave(files: Sequence[Path], work: Path, name: str = "enclave") -> dic
     from ingest.runtime import build_components
     from service.cli.ingesting import ingest_files
 
-    components = build_components(Settings(data_dir=work / name))
+    # as `enclave ingest` builds them: the parser's process starts with the first PDF or office file, if any
+    components = build_components(Settings(data_dir=work / name), warm_parser=False)
     components.compliance.redactor.warm_up()  # the PII models load outside the clock, like the embedders
     warm_rss = peak_rss_mib()
     started = time.perf_counter()

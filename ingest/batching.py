@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.jobs import Heartbeats, claim_next, heartbeat
+from ingest.jobs import Heartbeats, claim_next, embedded_progress
 from ingest.pipeline import Prepared, complete_all, embed, fail_job, prepare, start
 from ingest.runtime import Components
 from ingest.store.models import Job
@@ -157,7 +157,8 @@ class BatchingWorker:
             slot.prepared.dense.extend(dense[position : position + count])
             slot.prepared.sparse.extend(sparse[position : position + count])
             position += count
-            heartbeat(self._components.engine, slot.prepared.job.id, chunks=len(slot.prepared.dense))
+        done = {slot.prepared.job.id: len(slot.prepared.dense) for slot, _ in batch.owners}
+        embedded_progress(self._components.engine, done)
 
     def _complete_ready(self, slots: deque[_Slot]) -> int:
         """Complete (or drop, when failed) the documents at the front whose chunks are all embedded.

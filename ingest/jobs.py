@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
 
@@ -63,6 +64,17 @@ def heartbeat(engine: Engine, job_id: str, *, pages: int | None = None, chunks: 
         values["chunks_done"] = chunks
     with session_scope(engine) as session:
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
+
+
+def embedded_progress(engine: Engine, chunks_done: Mapping[str, int]) -> None:
+    """Record how many chunks of each job are embedded, and that its worker is alive: one transaction for
+    all the documents one batch served (a run of abstracts puts dozens in one batch), not one per job."""
+    if not chunks_done:
+        return
+    now = utcnow()
+    rows = [{"id": job_id, "chunks_done": chunks, "heartbeat_at": now} for job_id, chunks in chunks_done.items()]
+    with session_scope(engine) as session:
+        session.execute(update(Job), rows)  # an UPDATE by primary key, executed for every row
 
 
 def finish_in(session: Session, job_id: str) -> None:

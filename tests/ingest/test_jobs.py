@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from ingest import documents as docs
 from ingest.index.port import AccessFilter
-from ingest.jobs import Heartbeats, requeue_stale
+from ingest.jobs import Heartbeats, embedded_progress, requeue_stale
 from ingest.runtime import Components, build_components
 from ingest.store.db import make_engine, session_scope
 from ingest.store.models import Chunk, Job, JobStatus, utcnow
@@ -177,3 +177,17 @@ def test_heartbeats_keep_held_jobs_alive_and_only_those(site: Components) -> Non
         assert requeue_stale(site.engine, timedelta(seconds=2)) == 1, "only the job nobody beats for is requeued"
     assert _job(site.engine, held).status == JobStatus.running
     assert _job(site.engine, dropped).status == JobStatus.queued
+
+
+def test_progress_of_one_batch_is_recorded_for_each_of_its_jobs_and_only_those(site: Components) -> None:
+    for i in range(3):
+        docs.submit(site, upload(data=f"minute {i}\n".encode(), name=f"p{i}.txt"))
+    ago = utcnow() - timedelta(minutes=5)
+    with session_scope(site.engine) as session:
+        session.execute(update(Job).values(status=JobStatus.running, heartbeat_at=ago))
+        first, second, other = [j.id for j in session.exec(select(Job).order_by(col(Job.created_at))).all()]
+    embedded_progress(site.engine, {first: 7, second: 2})
+    assert (_job(site.engine, first).chunks_done, _job(site.engine, second).chunks_done) == (7, 2)
+    assert _job(site.engine, other).chunks_done == 0
+    assert requeue_stale(site.engine, timedelta(minutes=1)) == 1, "the two it recorded are alive, the third is not"
+    assert _job(site.engine, other).status == JobStatus.queued
