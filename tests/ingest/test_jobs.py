@@ -164,13 +164,18 @@ def test_racing_worker_processes_claim_each_job_exactly_once(site: Components) -
     assert workers <= {"racer-0", "racer-1", "racer-2"} and len(workers) >= 2, "the racers really raced"
 
 
-def test_heartbeats_keep_held_jobs_alive_and_only_those(site: Components) -> None:
-    for i in range(2):
+def _stale_running_jobs(site: Components, count: int) -> list[str]:
+    """``count`` jobs, each running with its last heartbeat five minutes ago, oldest first."""
+    for i in range(count):
         docs.submit(site, upload(data=f"memo {i}\n".encode(), name=f"m{i}.txt"))
     ago = utcnow() - timedelta(minutes=5)
     with session_scope(site.engine) as session:
         session.execute(update(Job).values(status=JobStatus.running, heartbeat_at=ago))
-        held, dropped = [j.id for j in session.exec(select(Job).order_by(col(Job.created_at))).all()]
+        return [j.id for j in session.exec(select(Job).order_by(col(Job.created_at))).all()]
+
+
+def test_heartbeats_keep_held_jobs_alive_and_only_those(site: Components) -> None:
+    held, dropped = _stale_running_jobs(site, 2)
     with Heartbeats(site.engine, 0.1) as beats:
         beats.hold(held)
         time.sleep(0.5)
@@ -180,12 +185,7 @@ def test_heartbeats_keep_held_jobs_alive_and_only_those(site: Components) -> Non
 
 
 def test_progress_of_one_batch_is_recorded_for_each_of_its_jobs_and_only_those(site: Components) -> None:
-    for i in range(3):
-        docs.submit(site, upload(data=f"minute {i}\n".encode(), name=f"p{i}.txt"))
-    ago = utcnow() - timedelta(minutes=5)
-    with session_scope(site.engine) as session:
-        session.execute(update(Job).values(status=JobStatus.running, heartbeat_at=ago))
-        first, second, other = [j.id for j in session.exec(select(Job).order_by(col(Job.created_at))).all()]
+    first, second, other = _stale_running_jobs(site, 3)
     embedded_progress(site.engine, {first: 7, second: 2})
     assert (_job(site.engine, first).chunks_done, _job(site.engine, second).chunks_done) == (7, 2)
     assert _job(site.engine, other).chunks_done == 0
