@@ -62,12 +62,13 @@ def evaluate(
     access = AccessFilter(tenant=EVAL_TENANT)
     depth = max(k, DOC_DEPTH)
     limit = depth * CHUNKS_PER_DOC if dataset.kind == "beir" else depth
-    retrieve(stack, "warm-up query", access, limit, mode)
+    retrieve(stack, "warm-up query", access, limit, mode, evidence=False)
     scores = _Scores()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
         names = stack.names_of if focus else None
-        chunks = retrieve(stack, text, access, limit, mode, names=names, embed_ask=embed_ask).chunks
+        # ranked as POST /v1/search ranks them: no evidence lookup, which only the answerer's gate reads
+        chunks = retrieve(stack, text, access, limit, mode, names=names, embed_ask=embed_ask, evidence=False).chunks
         if reranker is not None:
             chunks = _reranked(reranker, text, chunks, k)
         scores.latencies_ms.append((time.perf_counter() - started) * 1000)
