@@ -195,7 +195,8 @@ class Answerer:
         document = self._named_document(question, pool)
         if document is not None and self.settings.answer.focus_chunks:
             scoped = dataclasses.replace(found.access, document_ids=(document,))
-            extra = retrieve(self.components, question.ask, scoped, self.settings.answer.focus_chunks, found.mode)  # type: ignore[arg-type]
+            limit, mode = self.settings.answer.focus_chunks, found.mode
+            extra = retrieve(self.components, question.ask, scoped, limit, mode, evidence=False)  # type: ignore[arg-type]
             ids = {c.record.id for c in pool}
             pool = [c for c in pool if c.record.document_id == document] + [
                 c for c in extra.chunks if c.record.id not in ids

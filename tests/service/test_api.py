@@ -140,7 +140,12 @@ def test_search_skips_the_evidence_lookup_that_only_answers_read(
     assert asked and not any(asked)
     asked.clear()
     client.post("/v1/query", json={"query": "What is the boiling point of liquid nitrogen in Kelvin?"})
-    assert asked[0] is True  # the evidence gate refuses on it: see the test above
+    assert asked == [True]  # the evidence gate refuses on it: see the test above
+    asked.clear()
+    question = "Under the agreement between Acme Health Systems and Globex Analytics, which law governs?"
+    assert client.post("/v1/query", json={"query": question}).status_code == 200
+    assert asked[0] is True and len(asked) > 1, "the gate's search, then the named document's best chunks"
+    assert not any(asked[1:]), "only the gate reads the best dense similarity"
 
 
 def test_bad_inputs_get_clear_errors_in_one_envelope(client: TestClient) -> None:
