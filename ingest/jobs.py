@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -72,9 +72,17 @@ def embedded_progress(engine: Engine, chunks_done: Mapping[str, int]) -> None:
     if not chunks_done:
         return
     now = utcnow()
-    rows = [{"id": job_id, "chunks_done": chunks, "heartbeat_at": now} for job_id, chunks in chunks_done.items()]
+    rows = [{"job": job_id, "chunks": chunks, "at": now} for job_id, chunks in chunks_done.items()]
+    # Core, not the ORM's bulk UPDATE by primary key: that raises when a row is gone, and a job whose document
+    # was deleted while its chunks embedded must not stop the worker (it matches no row, as heartbeat() does)
+    table = Job.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("job"))
+        .values(chunks_done=bindparam("chunks"), heartbeat_at=bindparam("at"))
+    )
     with session_scope(engine) as session:
-        session.execute(update(Job), rows)  # an UPDATE by primary key, executed for every row
+        session.connection().execute(statement, rows)
 
 
 def finish_in(session: Session, job_id: str) -> None:
