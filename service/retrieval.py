@@ -73,8 +73,9 @@ def retrieve(
     """Top-``k`` chunks the caller may see; the filter runs inside the index query.
 
     With ``evidence`` (what the answerer's gate reads), also the best dense similarity (one more
-    nearest-neighbour search, about as costly as the hybrid search's own) and the term coverage; a
-    caller that shows ranked chunks only (``POST /v1/search``) passes False and gets None for both.
+    nearest-neighbour search inside the filter: 2-3 ms of a 10 ms hybrid search at 100k chunks) and the
+    term coverage; a caller that shows ranked chunks only (``POST /v1/search``) passes False and gets None
+    for both.
 
     With a ``reranker``, the index returns its ``candidates`` and the reranker keeps the best ``k``.
     With ``names`` (document focus, ``ENCLAVE_RETRIEVAL__DOCUMENT_FOCUS``), a question that names one of
