@@ -53,7 +53,7 @@ class Components:
     def close(self) -> None:
         self.index.close()
         self.engine.dispose()
-        if self.owns_parser and isinstance(self.parser, IsolatedParser):
+        if self.owns_parser:
             self.parser.close()
 
 
@@ -184,7 +184,7 @@ def build_components(
         )  # see ingest.index.swap
         index.warm_up()
     except BaseException:
-        if owns_parser and isinstance(parser, IsolatedParser):
+        if owns_parser:
             parser.close()
         raise
     blobs = SealedBlobStore(LocalBlobStore(settings.blob_dir / "originals"), compliance.keyring)

@@ -84,3 +84,7 @@ class Parser(Protocol):
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
         """Parse one document's bytes; ``filename`` is a hint, never the source of truth."""
         ...
+
+    def close(self) -> None:
+        """Release what the parser holds between documents (a child process); nothing where it holds nothing."""
+        ...

@@ -89,6 +89,9 @@ class UnstructuredParser:
         """
         self._ready_partitioners()
 
+    def close(self) -> None:
+        """Nothing to release: the partitioners are modules, and OCR's pool lives for one document."""
+
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
         """Parse one upload; see ``Parser`` for the contract and the errors raised."""
         mime = sniff.sniff_mime(data, filename)
