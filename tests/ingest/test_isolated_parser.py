@@ -24,11 +24,10 @@ from ingest.parsing.port import ParsedDocument
 from ingest.parsing.unstructured_parser import UnstructuredParser
 from ingest.runtime import build_components
 from ingest.worker import drain
-from tests.conftest import make_settings
+from tests.conftest import CUAD, DOCS, make_settings
 from tests.ingest.conftest import TENANT, upload
 
-DOCS = Path("/work/shared/data/docs")
-CUAD_PDF = Path("/work/shared/data/cuad/pdf")
+CUAD_PDF = CUAD / "pdf"
 CRASH = b"%PDF-1.4\n% stop the parser here\n"
 
 pytestmark = pytest.mark.skipif(not DOCS.is_dir(), reason="test documents not present")
