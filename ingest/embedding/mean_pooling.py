@@ -67,6 +67,7 @@ class MeanPoolingEncoder:
         self.max_tokens = int(config.get("max_seq_length") or self.model.config.max_position_embeddings)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), model_max_length=self.max_tokens)
         self.dim = int(self.model.config.hidden_size)
+        self.fused: Any = None  # the FusedBertForward of a packed copy (packed_bf16), else the model's own pass
 
     def in_bf16(self) -> MeanPoolingEncoder:
         """The same model with its weights stored in bfloat16 (a copy; this encoder stays as it is).
@@ -79,17 +80,20 @@ class MeanPoolingEncoder:
 
         bf16 = copy.copy(self)
         bf16.model = copy.deepcopy(self.model).to(torch.bfloat16)
+        bf16.fused = None  # the model's own forward pass on the copy
         return bf16
 
     def packed_bf16(self) -> MeanPoolingEncoder | None:
         """:meth:`in_bf16` with its linear layers on weights prepacked for oneDNN (:mod:`ingest.embedding.onednn`:
-        1.1x more), or None where this torch build cannot."""
-        from ingest.embedding.onednn import pack_linears, packable  # lazy: imports torch
+        1.1x more), run by :class:`~ingest.embedding.onednn.FusedBertForward` where the model is a BERT it
+        takes (1.06-1.10x more); None where this torch build cannot pack."""
+        from ingest.embedding.onednn import FusedBertForward, fusable, pack_linears, packable  # lazy: imports torch
 
         if not packable():
             return None
         bf16 = self.in_bf16()
         pack_linears(bf16.model, rows=PACKED_ROWS)
+        bf16.fused = FusedBertForward(bf16.model) if fusable(bf16.model) else None
         return bf16
 
     def encode(self, texts: list[str], batch_size: int) -> Any:
@@ -112,7 +116,10 @@ class MeanPoolingEncoder:
         features = self.tokenizer(
             texts, padding=True, truncation="longest_first", max_length=self.max_tokens, return_tensors="pt"
         )
-        hidden = self.model(**features, return_dict=True).last_hidden_state
+        if self.fused is not None:
+            hidden = self.fused(features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
+        else:
+            hidden = self.model(**features, return_dict=True).last_hidden_state
         if self.model.dtype == torch.bfloat16:  # weights in bf16 (in_bf16): pooled and normalised in fp32
             hidden = hidden.float()
         mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -6,6 +6,7 @@ they share the embedder identity the index records. Real text (CUAD, SciFact), t
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 
 from ingest.config import EmbedderSettings, Settings
 from ingest.embedding.mean_pooling import MeanPoolingEncoder
-from ingest.embedding.onednn import PackedLinear, packable
+from ingest.embedding.onednn import FusedBertForward, PackedLinear, fusable, pack_linears, packable
 from ingest.embedding.onnx_embedder import OnnxQueries
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ingest.runtime import make_embedder
@@ -108,3 +109,68 @@ def test_packed_layers_that_change_the_vectors_are_not_used(
         assert event in caplog.text
         assert float((vectors * reference).sum(axis=1).min()) >= 0.9999
         assert not any(isinstance(m, PackedLinear) for m in bf16.passage_encoder().model.modules())  # type: ignore[attr-defined]
+
+
+def _tiny_bert(**overrides: object) -> torch.nn.Module:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(3)
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        initializer_range=0.5,  # weights large enough that attention and the feed-forward move every token
+        **overrides,
+    )
+    return BertModel(config).eval().to(torch.bfloat16)
+
+
+@pytest.mark.skipif(not packable(), reason="this torch build has no prepacked oneDNN linear layers")
+def test_the_fused_forward_pass_gives_the_models_own_hidden_states() -> None:
+    """:class:`FusedBertForward` (GELU and residual sums inside the products, one mask row per text) computes what
+    ``BertModel`` does: every real token's last hidden state, padded texts of several lengths in one batch,
+    to bf16 rounding; padding never leaks into a text."""
+    model = _tiny_bert()
+    pack_linears(model, rows=64)
+    assert fusable(model)
+    lengths = torch.tensor([9, 4, 7, 1])
+    mask = (torch.arange(9)[None, :] < lengths[:, None]).long()
+    ids = torch.randint(1, 64, (4, 9)) * mask
+    types = torch.zeros_like(ids)
+    with torch.inference_mode():
+        theirs = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.float()
+        ours = FusedBertForward(model)(ids, mask, types).float()
+        shorter = FusedBertForward(model)(ids[1:2, :4], mask[1:2, :4], types[1:2, :4]).float()  # the text unpadded
+    real = mask.bool()
+    cosine = torch.nn.functional.cosine_similarity(ours[real], theirs[real], dim=-1)
+    # bf16 rounding at weights this large leaves >= 0.998; without the mask, the GELU or a residual sum: <= 0.90
+    assert float(cosine.min()) >= 0.99, cosine
+    assert float(torch.nn.functional.cosine_similarity(ours[1, :4], shorter[0], dim=-1).min()) >= 0.99
+
+
+@pytest.mark.skipif(not packable(), reason="this torch build has no prepacked oneDNN linear layers")
+def test_only_the_berts_the_fused_pass_computes_are_fused() -> None:
+    """Another activation, relative positions, a decoder or layers left unpacked keep the model's own pass."""
+    for overrides in ({"hidden_act": "gelu_new"}, {"position_embedding_type": "relative_key"}, {"is_decoder": True}):
+        model = _tiny_bert(**overrides)
+        pack_linears(model, rows=64)
+        assert not fusable(model), overrides
+    assert not fusable(_tiny_bert())  # not packed
+
+
+@pytest.mark.skipif(not packable(), reason="this torch build has no prepacked oneDNN linear layers")
+def test_bf16_passages_run_on_the_fused_pass_with_the_models_own_vectors(
+    fp32_and_bf16: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder],
+) -> None:
+    """The packaged MiniLM's passages run on the fused pass, and its vectors of real chunks of mixed lengths
+    (padded together) are the model's own pass's on the same packed layers."""
+    _, bf16 = fp32_and_bf16
+    fused = bf16.passage_encoder()
+    assert isinstance(fused, MeanPoolingEncoder) and isinstance(fused.fused, FusedBertForward)
+    own = copy.copy(fused)
+    own.fused = None
+    texts = _texts()
+    ours, theirs = fused.encode(texts, 16), own.encode(texts, 16)
+    assert float((ours * theirs).sum(axis=1).min()) >= 0.9999
