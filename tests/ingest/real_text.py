@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.conftest import DATA
 
 
 def real_texts(contracts: slice, words: int, abstracts: int) -> list[str]:

@@ -21,11 +21,10 @@ from ingest.errors import CorruptDocument, EmptyDocument, EncryptedDocument, Ing
 from ingest.parsing import sniff
 from ingest.parsing.port import ParsedDocument
 from ingest.parsing.unstructured_parser import UnstructuredParser
+from tests.conftest import CUAD, DOCS
 
-DATA = Path("/work/shared/data")
-DOCS = DATA / "docs"
-CUAD_TXT = DATA / "cuad" / "contracts"
-CUAD_PDF = DATA / "cuad" / "pdf"
+CUAD_TXT = CUAD / "contracts"
+CUAD_PDF = CUAD / "pdf"
 CERENCE = "CerenceInc_20191002_8-K_EX-10.4_11827494_EX-10.4_Intellectual Property Agreement"
 
 pytestmark = pytest.mark.skipif(not DOCS.is_dir(), reason="test documents not present")
