@@ -1,6 +1,7 @@
 """Dense embedders side by side: PyTorch MiniLM in fp32 and bf16 (the default: bf16 weights with linear layers
-on oneDNN's prepacked weights; before it, bf16 weights alone and, earlier, fp32 weights under bf16 autocast),
-and its ONNX Runtime export (fp32, int8), on the same texts.
+on oneDNN's prepacked weights, run by the fused BERT pass; before it, the same layers run by transformers' own
+pass, bf16 weights alone and, earlier, fp32 weights under bf16 autocast), and its ONNX Runtime export (fp32,
+int8), on the same texts.
 
 For each backend, in its own child process (so the resident memory is its own): load time, peak
 RSS, chunks per second over the same real chunks (CUAD and SciFact windows of 60-150 words, about
@@ -12,6 +13,7 @@ each ONNX vector and the PyTorch vector of the same text: minimum, 1st, 5th perc
     .venv/bin/python -m bench.embedders --chunks 128 --rounds 1
     .venv/bin/python -m bench.embedders --batch 16 --backends \\
         torch-fp32,torch-bf16,torch-bf16-unpacked,torch-bf16-autocast  # the PyTorch paths, the pipeline's batch
+    .venv/bin/python -m bench.embedders --batch 16 --backends torch-fp32,torch-bf16,torch-bf16-unfused
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ import numpy as np
 
 from bench.common import format_table, load_sources, ratio, sample_chunks, say, write_json
 
-BACKENDS = ("torch-fp32", "torch-bf16", "torch-bf16-unpacked", "torch-bf16-autocast", "onnx-fp32", "onnx-int8")
+BACKENDS = (
+    "torch-fp32",
+    "torch-bf16",
+    "torch-bf16-unfused",
+    "torch-bf16-unpacked",
+    "torch-bf16-autocast",
+    "onnx-fp32",
+    "onnx-int8",
+)
 ONNX = [b for b in BACKENDS if b.startswith("onnx")]
 REFERENCE = "torch-fp32"
 
@@ -85,6 +95,20 @@ class Unpacked:
         return self.encoder.encode(list(texts), self.batch)
 
 
+class Unfused(Unpacked):
+    """The default's prepacked bf16 layers run by transformers' own BERT pass (not the fused one)."""
+
+    def __init__(self, batch: int) -> None:
+        from ingest.embedding.mean_pooling import MeanPoolingEncoder
+        from ingest.embedding.sentence_transformers_embedder import packaged_model_path
+
+        packed = MeanPoolingEncoder(packaged_model_path()).packed_bf16()
+        if packed is None:
+            raise SystemExit("this torch build has no prepacked oneDNN linear layers")
+        packed.fused = None
+        self.encoder, self.batch = packed, batch
+
+
 def make(backend: str, cache_dir: Path, batch: int) -> Any:
     from ingest.embedding.onnx_embedder import OnnxEmbedder
     from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
@@ -93,6 +117,8 @@ def make(backend: str, cache_dir: Path, batch: int) -> Any:
         return Autocast(batch)
     if backend == "torch-bf16-unpacked":
         return Unpacked(batch)
+    if backend == "torch-bf16-unfused":
+        return Unfused(batch)
     if backend.startswith("torch"):
         return SentenceTransformerEmbedder(batch_size=batch, precision="bf16" if backend.endswith("bf16") else "fp32")
     return OnnxEmbedder(cache_dir, precision="int8" if backend.endswith("int8") else "fp32", batch_size=batch)

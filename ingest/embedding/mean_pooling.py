@@ -86,7 +86,7 @@ class MeanPoolingEncoder:
     def packed_bf16(self) -> MeanPoolingEncoder | None:
         """:meth:`in_bf16` with its linear layers on weights prepacked for oneDNN (:mod:`ingest.embedding.onednn`:
         1.1x more), run by :class:`~ingest.embedding.onednn.FusedBertForward` where the model is a BERT it
-        takes (1.06-1.10x more); None where this torch build cannot pack."""
+        takes (1.04-1.06x more); None where this torch build cannot pack."""
         from ingest.embedding.onednn import FusedBertForward, fusable, pack_linears, packable  # lazy: imports torch
 
         if not packable():

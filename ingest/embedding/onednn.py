@@ -72,9 +72,10 @@ class FusedBertForward:
     - attention is one ``scaled_dot_product_attention`` per layer on a padding mask of one row per text
       (``transformers`` expands it to a square mask per text, which the CPU kernel converts on every layer).
 
-    The same weights and operations, in the same order, as ``BertModel`` in eval mode: the last hidden state
-    equals it to bf16 rounding (``tests/ingest/test_embedder_precision.py``). 1.06-1.10x the pass it
-    replaces on real chunks (README "Performance"). Built only for models :func:`fusable` accepts.
+    The same weights and operations as ``BertModel`` in eval mode; only where a sum is rounded to bf16 differs,
+    so the last hidden state equals it to bf16 rounding (``tests/ingest/test_embedder_precision.py``).
+    1.04-1.06x the pass it replaces on real chunks in batches of 16 (README "Performance"). Built only for
+    models :func:`fusable` accepts.
     """
 
     def __init__(self, bert: Any) -> None:
