@@ -18,7 +18,10 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.embedding.onednn import FusedBertForward
 
 PIPELINE = [
     "sentence_transformers.models.Transformer",
@@ -67,7 +70,7 @@ class MeanPoolingEncoder:
         self.max_tokens = int(config.get("max_seq_length") or self.model.config.max_position_embeddings)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), model_max_length=self.max_tokens)
         self.dim = int(self.model.config.hidden_size)
-        self.fused: Any = None  # the FusedBertForward of a packed copy (packed_bf16), else the model's own pass
+        self.fused: FusedBertForward | None = None  # set on a packed copy (packed_bf16); else the model's own pass
 
     def in_bf16(self) -> MeanPoolingEncoder:
         """The same model with its weights stored in bfloat16 (a copy; this encoder stays as it is).
