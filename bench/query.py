@@ -16,12 +16,15 @@ built for its memory, disk and recall.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -55,6 +58,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="alternations of bare and HTTP per client count")
     p.add_argument("--no-quantized", action="store_true", help="skip the scalar-quantised index")
     p.add_argument("--no-http", action="store_true", help="bare loop only (no server)")
+    p.add_argument(
+        "--product",
+        action="store_true",
+        help="also run the route's work in this process (auth, policy, search, focus, audit, snippets, JSON)",
+    )
+    p.add_argument(
+        "--client",
+        default="stdlib",
+        choices=["stdlib", "httpx", "both"],
+        help="the load generator's HTTP client (both: httpx's runs interleaved too, reported apart)",
+    )
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/enclave-bench/query"))
     p.add_argument("--name", default="query", help="results file name (bench/results/<name>.json)")
     return p.parse_args(argv)
@@ -83,7 +97,71 @@ def bare_factory(
     return make
 
 
-def http_factory(url: str, headers: dict[str, str], queries: Sequence[str], k: int, mode: str) -> WorkerFactory:
+def product_factory(state: Any, key: str, queries: Sequence[str], k: int, mode: str) -> WorkerFactory:
+    """What ``POST /v1/search`` does beyond the bare loop, without HTTP: the bearer key authenticated, the policy
+    asked, the route's own search (focus, audit record, snippets) and the response encoded to JSON, on the
+    thread that asks (the server's thread pool runs the same :func:`service.routes.query.ranked_chunks`)."""
+    from service.auth.actor import actor_of  # lazy: the service side is loaded only for --product
+    from service.compliance.context import RequestAudit  # lazy: as above
+    from service.routes.query import ranked_chunks  # lazy: as above
+    from service.schemas import SearchRequest  # lazy: as above
+
+    authorization = f"Bearer {key}"
+
+    def make(_client: int) -> Any:
+        def request(i: int) -> str:
+            principal = state.access.principal(authorization)
+            decision = state.access.decide(principal, "query", ("reader",))
+            if not decision.allowed:
+                raise RequestFailed("search", f"policy denied: {decision.reason}")
+            req = SearchRequest(query=queries[i % len(queries)], k=k, mode=mode)  # type: ignore[arg-type]
+            ranked_chunks(state, principal, req, RequestAudit(state, actor_of(principal))).model_dump_json()
+            return "search"
+
+        return request
+
+    return make
+
+
+def http_factory(
+    url: str, headers: dict[str, str], queries: Sequence[str], k: int, mode: str, client: str = "stdlib"
+) -> WorkerFactory:
+    """``POST /v1/search`` from each client thread over one kept-alive connection.
+
+    ``client``: ``stdlib`` (default), a bare HTTP/1.1 client (``http.client``) sending bodies encoded up front,
+    or ``httpx``. The load generator shares the server's 2 cores, so what it spends per request is taken
+    from the server: httpx spends several times what ``http.client`` does (both are measured side by side
+    with ``--client both``), and a load generator's job is to cost as little as it can (as wrk's does).
+    """
+    if client == "httpx":
+        return _httpx_factory(url, headers, queries, k, mode)
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    bodies = [json.dumps({"query": q, "k": k, "mode": mode}).encode() for q in queries]
+    sent = {**headers, "Content-Type": "application/json"}
+
+    def make(_client: int) -> Any:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+
+        def request(i: int) -> str:
+            body = bodies[i % len(bodies)]
+            try:
+                conn.request("POST", "/v1/search", body=body, headers=sent)
+                resp = conn.getresponse()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()  # the server closed a kept-alive connection: the next request reconnects
+                raise
+            data = resp.read()
+            if resp.status != 200:
+                raise RequestFailed("search", f"HTTP {resp.status}: {data[:200]!r}")
+            return "search"
+
+        return request
+
+    return make
+
+
+def _httpx_factory(url: str, headers: dict[str, str], queries: Sequence[str], k: int, mode: str) -> WorkerFactory:
     def make(_client: int) -> Any:
         client = httpx.Client(base_url=url, headers=headers, timeout=60)
 
@@ -240,17 +318,33 @@ def measure_loops(
         return {
             "bare": [interleaved({"bare": bare}, c, args.duration, args.warmup, 1, cpu)["bare"] for c in ctx["clients"]]
         }
-    out: dict[str, Any] = {"bare": [], "http": []}
+    out: dict[str, Any] = {"bare": [], "http": [], "http_client": "httpx" if args.client == "httpx" else "stdlib"}
     with ServeProcess(data_dir, keys, UNTHROTTLED) as srv:
         settle(srv.url, srv.headers(), queries)
         say(f"  HTTP /v1/search as {keys.principal}, interleaved with the bare loop")
-        factories = {"bare": bare, "http": http_factory(srv.url, srv.headers(), queries, args.k, args.mode)}
+        factories = {
+            "bare": bare,
+            "http": http_factory(srv.url, srv.headers(), queries, args.k, args.mode, out["http_client"]),
+        }
         me = psutil.Process()
         cpu = {"bare": {"bench": me}, "http": {"server": psutil.Process(srv.pid), "client": me}}
+        if args.product:
+            from service.state import build_state, make_generator  # lazy: as in product_factory
+
+            settings = components.settings
+            # the search path never generates: the local generator is built, not started
+            state = build_state(settings, start_worker=False, components=components, generator=make_generator(settings))
+            factories["product"] = product_factory(state, keys.query_key, queries, args.k, args.mode)
+            cpu["product"] = {"bench": me}
+            out["product"] = []
+        if args.client == "both":
+            factories["http_httpx"] = http_factory(srv.url, srv.headers(), queries, args.k, args.mode, "httpx")
+            cpu["http_httpx"] = cpu["http"]
+            out["http_httpx"] = []
         for c in ctx["clients"]:
             runs = interleaved(factories, c, args.duration, args.warmup, args.rounds, cpu)
-            out["bare"].append(runs["bare"])
-            out["http"].append(runs["http"])
+            for name, summary in runs.items():
+                out[name].append(summary)
         out["server_rss_mib"] = round(psutil.Process(srv.pid).memory_info().rss / 2**20, 1) if srv.pid else None
     return out
 
@@ -340,6 +434,65 @@ def latency_rows(sizes: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def product_lines(sizes: list[dict[str, Any]]) -> list[str]:
+    """Where HTTP/bare goes (``--product``): the route's own work in-process against the bare loop, then HTTP."""
+    rows = []
+    for s in sizes:
+        http = {r["clients"]: r for r in s.get("http", [])}
+        bare = {r["clients"]: r for r in s["bare"]}
+        for p in s.get("product", []):
+            c = p["clients"]
+            b, h = bare.get(c, {}), http.get(c, {})
+            rows.append(
+                [
+                    human(s["size"]),
+                    c,
+                    b.get("throughput_rps"),
+                    p["throughput_rps"],
+                    h.get("throughput_rps"),
+                    ratio(p["throughput_rps"], b.get("throughput_rps")),
+                    ratio(h.get("throughput_rps"), p["throughput_rps"]),
+                    b.get("cpu_ms_per_request", {}).get("bench"),
+                    p.get("cpu_ms_per_request", {}).get("bench"),
+                    h.get("cpu_ms_per_request", {}).get("server"),
+                ]
+            )
+    if not rows:
+        return []
+    header = ["chunks", "clients", "bare req/s", "product req/s", "HTTP req/s", "product/bare", "HTTP/product"]
+    table = format_table([*header, "bare CPU ms/req", "product CPU ms/req", "server CPU ms/req"], rows)
+    return ["", "The route's work in-process (auth, policy, search, focus, audit, snippets, JSON; no HTTP):", table]
+
+
+def httpx_lines(sizes: list[dict[str, Any]]) -> list[str]:
+    """The same searches from an httpx load generator (``--client both``), next to the main client's."""
+    rows = []
+    for s in sizes:
+        main = {r["clients"]: r for r in s.get("http", [])}
+        bare = {r["clients"]: r for r in s["bare"]}
+        for h in s.get("http_httpx", []):
+            c = h["clients"]
+            m = main.get(c, {})
+            cpu, mcpu = h.get("cpu_ms_per_request", {}), m.get("cpu_ms_per_request", {})
+            rows.append(
+                [
+                    human(s["size"]),
+                    c,
+                    h["throughput_rps"],
+                    ratio(h["throughput_rps"], bare.get(c, {}).get("throughput_rps")),
+                    cpu.get("client"),
+                    m.get("throughput_rps"),
+                    ratio(m.get("throughput_rps"), bare.get(c, {}).get("throughput_rps")),
+                    mcpu.get("client"),
+                ]
+            )
+    if not rows:
+        return []
+    header = ["chunks", "clients", "httpx req/s", "httpx/bare", "httpx CPU ms/req"]
+    table = format_table([*header, "stdlib req/s", "stdlib/bare", "stdlib CPU ms/req"], rows)
+    return ["", "The same searches sent by httpx (interleaved in the same run):", table]
+
+
 def index_rows(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) -> list[list[Any]]:
     rows = []
     for label, s in [("float32", s) for s in sizes] + ([("int8 SQ", quantized)] if quantized else []):
@@ -407,6 +560,8 @@ def report(result: dict[str, Any]) -> str:
             ],
             latency_rows(result["sizes"]),
         ),
+        *product_lines(result["sizes"]),
+        *httpx_lines(result["sizes"]),
         "",
         "Index footprint (RSS delta of opening and querying it in a fresh process; disk) and HNSW recall@10 vs exact",
         format_table(
