@@ -4,7 +4,11 @@ check. No timings are asserted."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -16,7 +20,7 @@ from bench.common import Source, format_table, human, parse_sizes, percentiles, 
 from bench.indexstats import recall_at_k
 from bench.load import parse_roles
 from bench.loadgen import RequestFailed, run_closed_loop
-from bench.query import per_million
+from bench.query import http_factory, per_million
 from ingest.index.port import AccessFilter
 from ingest.runtime import Components
 
@@ -58,6 +62,51 @@ def test_closed_loop_stops_by_itself_and_counts_errors() -> None:
     assert time.monotonic() - started < 2.0
     assert result.errors["search"] > 0 and result.completed > 0
     assert result.summary()["per_kind"]["search"]["n"] == result.completed
+
+
+class _SearchHandler(BaseHTTPRequestHandler):
+    """POST /v1/search on loopback: records what it got; "fail" answers 503, "close" closes the connection."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn
+    seen: ClassVar[list[tuple[str, str | None, dict[str, object], int]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's handler name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.path, self.headers["Authorization"], body, self.client_address[1]))
+        status = 503 if body["query"] == "fail" else 200
+        payload = json.dumps({"results": []}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if body["query"] == "close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_the_load_generators_client_keeps_its_connection_and_counts_refusals() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SearchHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _SearchHandler.seen.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        factory = http_factory(url, {"Authorization": "Bearer k1"}, ["a", "b", "fail", "close", "c"], 7, "dense")
+        request = factory(0)
+        assert [request(0), request(1)] == ["search", "search"]
+        with pytest.raises(RequestFailed, match="HTTP 503"):
+            request(2)
+        assert [request(3), request(4), request(5)] == ["search"] * 3  # after "close": a new connection
+    finally:
+        server.shutdown()
+        server.server_close()
+    paths, keys, bodies, ports = zip(*_SearchHandler.seen, strict=True)
+    assert set(paths) == {"/v1/search"} and set(keys) == {"Bearer k1"}
+    assert [b["query"] for b in bodies] == ["a", "b", "fail", "close", "c", "a"]
+    assert all(b["k"] == 7 and b["mode"] == "dense" for b in bodies)
+    assert len(set(ports[:4])) == 1 and ports[4] != ports[3]  # kept alive until the server closed it
 
 
 def test_roles_interleave_and_unknown_roles_are_refused() -> None:
