@@ -41,8 +41,9 @@ from ingest.parsing.unstructured_parser import UnstructuredParser
 from ingest.runtime import Components, build_components, make_embedder
 
 TENANT = "default"
-TARGET_P95_MS = 80.0
-TARGET_RATIO = 0.8
+# issue 17's goals at 100k chunks: p95 at one client, and HTTP throughput over the bare loop's at 1, 4 and 16 clients
+TARGET_P95_MS = 50.0
+TARGET_RATIO = 0.9
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -512,6 +513,12 @@ def index_rows(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) ->
     return rows
 
 
+def zip_clients(size: dict[str, Any], name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(run of ``name``, bare run) pairs of one size, by client count."""
+    bare = {r["clients"]: r for r in size["bare"]}
+    return [(r, bare[r["clients"]]) for r in size.get(name, []) if r["clients"] in bare]
+
+
 def targets(sizes: list[dict[str, Any]], real: int) -> dict[str, Any]:
     by = {s["size"]: s for s in sizes}
 
@@ -522,6 +529,8 @@ def targets(sizes: list[dict[str, Any]], real: int) -> dict[str, Any]:
     rows = latency_rows(sizes)
     ratios = [r[9] for r in rows if r[9] is not None]
     cpu_ratios = [r[13] for r in rows if r[13] is not None]
+    pairs = [(p["throughput_rps"], b["throughput_rps"]) for s in sizes for p, b in zip_clients(s, "product")]
+    product_ratios = [x for x in (ratio(p, b) for p, b in pairs) if x is not None]
     recalls = [s["recall_at_10"]["tenant"] for s in sizes if s["size"] <= real]  # every vector a real embedding
     out: dict[str, Any] = {
         "p95_100k_1client_ms": p95(100_000),
@@ -529,6 +538,7 @@ def targets(sizes: list[dict[str, Any]], real: int) -> dict[str, Any]:
         "min_http_over_bare_throughput": min(ratios) if ratios else None,
         "ratio_target": TARGET_RATIO,
         "min_bare_over_server_cpu_per_request": min(cpu_ratios) if cpu_ratios else None,
+        "min_product_over_bare_throughput": min(product_ratios) if product_ratios else None,
         "recall_real_embeddings": recalls[0] if recalls else None,
         "recall_target": 0.95,
     }
