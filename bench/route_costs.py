@@ -34,6 +34,7 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import psutil
+from sqlmodel import col, select
 
 from bench.common import format_table, real_queries, say, write_json
 from bench.query import bare_factory, principal_access, product_factory
@@ -91,6 +92,28 @@ def sequential(
             spent[name]["server"] += cpu_seconds(server) - srv0
             say(f"  round {r + 1} {name}: {spent[name]['wall'] * 1000 / ((r + 1) * n):.2f} ms per search so far")
     return {name: {k: round(v * 1000 / (n * rounds), 2) for k, v in s.items()} for name, s in spent.items()}
+
+
+def lookup_after_wait(state: AppState, n: int) -> dict[str, float]:
+    """Document focus's lookup of ten documents' openings (ms), back to back and right after the thread waited
+    10 ms, as a request thread waits while Qdrant Edge's own threads search or ONNX Runtime's compute."""
+    from ingest.documents import document_names  # lazy: as in timed_steps
+    from ingest.store.models import Document  # lazy: as above
+
+    with state.components.engine.connect() as connection:
+        ids = [row[0] for row in connection.execute(select(Document.id).order_by(col(Document.id)))]
+    sets = [ids[(i * 7919) % len(ids) :][:10] for i in range(n)]  # ten neighbours from spread-out starts
+    out: dict[str, float] = {}
+    for label, pause in (("back to back", 0.0), ("after a 10 ms wait", 0.01)):
+        spent = 0.0
+        for ten in sets:
+            if pause:
+                time.sleep(pause)
+            started = time.perf_counter()
+            document_names(state.components, "default", ten)
+            spent += time.perf_counter() - started
+        out[label] = round(spent * 1000 / len(sets), 3)
+    return out
 
 
 @contextmanager
@@ -169,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for i in range(args.requests * args.rounds):
                 product(i)
             total = time.perf_counter() - started
+        after_wait = lookup_after_wait(state, args.requests)
         state.close()
     finally:
         shutil.rmtree(copy, ignore_errors=True)
@@ -183,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     steps_table = format_table(
         ["step of the product loop", "ms/search", "calls/search"], [[k, v, calls.get(k, "")] for k, v in steps.items()]
     )
-    text = f"{loops_table}\n\nproduct loop timed by step, {round(total * 1000 / n, 2)} ms per search:\n{steps_table}"
+    text = (
+        f"{loops_table}\n\nproduct loop timed by step, {round(total * 1000 / n, 2)} ms per search:\n{steps_table}"
+        f"\n\ndocument focus's lookup alone, ms: {after_wait}"
+    )
     print(text)
     result = {
         "data": str(args.data),
@@ -192,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "per_search": per_search,
         "steps_ms": steps,
         "calls": calls,
+        "lookup_ms": after_wait,
         "table": text,
     }
     say(f"wrote {write_json(args.name, result)}")
