@@ -27,6 +27,10 @@ class IndexSettings(BaseModel):
     # Qdrant Edge: segments with more dense vectors than this (KB) get an HNSW graph, built by the ingest
     # worker once that many lack one (ingest.index.maintenance); smaller ones are scanned
     full_scan_kb: int = Field(default=10_000, ge=1)
+    # Qdrant Edge: threads that search one request's segments in parallel (the library's default: one per CPU).
+    # 1: less time per search alone and more searches/s at 4-16 at once, 100k chunks on 2 cores
+    # (bench/search_threads.py, README "Performance"): concurrent requests already keep the cores busy
+    search_threads: int = Field(default=1, ge=1)
     # Qdrant server/cluster only (backend "qdrant"); applied when Enclave creates the collection
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0)

@@ -75,6 +75,7 @@ def make_index(settings: Settings, dim: int) -> VectorIndex:
         ef_construct=cfg.hnsw_ef_construct,
         hnsw_ef=cfg.hnsw_ef,
         full_scan_kb=cfg.full_scan_kb,
+        search_threads=cfg.search_threads,
     )
 
 

@@ -84,8 +84,13 @@ class QdrantEdgeIndex:
         hnsw_ef: int = 128,
         hybrid: HybridConfig | None = None,
         full_scan_kb: int = FULL_SCAN_KB,
+        search_threads: int = 1,
     ) -> None:
+        """``search_threads``: the shard's search pool, which reads one request's segments in parallel (the
+        library's default is one thread per CPU). One is faster on 2 cores, alone and under concurrent searches
+        (README "Performance"): the parallelism of a server is its concurrent requests."""
         self._path = path
+        self._search_threads = search_threads
         self.hybrid = hybrid or HybridConfig()
         self._dim = dim
         self._full_scan_kb = full_scan_kb
@@ -133,6 +138,7 @@ class QdrantEdgeIndex:
             optimizers=qe.EdgeOptimizersConfig(
                 deleted_threshold=0.0, vacuum_min_vector_number=0, indexing_threshold=self._full_scan_kb
             ),
+            max_search_threads=self._search_threads,
         )
 
     # -- upgrade of an index written by an earlier Enclave ---------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
+from ingest.config import IndexSettings, Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
 from ingest.index import term_stats
 from ingest.index.port import AccessFilter, ChunkRecord, VectorIndex
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy, payload_of
 from ingest.keys.terms import key_vector, term_key
-from tests.ingest.index_contract import IndexContract, Reopen, record
+from ingest.runtime import make_index
+from tests.ingest.index_contract import IndexContract, Reopen, fill, record
 
 BM25 = QdrantBm25Encoder()
 
@@ -154,3 +157,28 @@ def test_term_counts_are_kept_until_a_write_however_old(tmp_path: Path, embedder
         assert index.idf.weigh(reader, query) != weighed and len(counted) > asked  # a write drops them
     finally:
         index.close()
+
+
+def test_the_search_pool_is_the_configured_size_and_ranks_alike(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """``index.search_threads`` (default 1) sizes the shard's search pool; the pool's size changes no result."""
+    records = [record(i, key, document_id=f"{key}{i}") for i, key in enumerate(["law", "pay", "hand"] * 5)]
+    configured = {
+        1: Settings(data_dir=tmp_path / "default"),
+        3: Settings(data_dir=tmp_path / "three", index=IndexSettings(search_threads=3)),
+    }
+    found: dict[int, list[tuple[float, str]]] = {}
+    for threads, settings in configured.items():
+        index = make_index(settings, embedder.dim)
+        index.warm_up()
+        try:
+            fill(index, embedder, records)
+            stored = json.loads((settings.index_dir / "edge_config.json").read_text())
+            assert stored["max_search_threads"] == threads
+            question = "which state's laws govern the agreement"
+            result = index.search(embedder.embed_query(question), BM25.embed_query(question), AccessFilter("t1"), 15)
+            # every chunk (ties between copies of one text may come in either order, and cut at any of them)
+            found[threads] = sorted((-round(c.score, 5), c.record.document_id) for c in result.chunks)
+        finally:
+            index.close()
+    assert len(found[1]) == len(records) and found[1][0][1].startswith("law")
+    assert found[1] == found[3]
