@@ -110,6 +110,7 @@ def open_eval_index(
         hnsw_ef=settings.index.hnsw_ef,
         hybrid=hybrid,
         full_scan_kb=settings.index.full_scan_kb,
+        search_threads=settings.index.search_threads,
     )
     if manifest.is_file():
         index.warm_up()
