@@ -18,7 +18,7 @@ from ingest.embedding.port import DenseEmbedder, SparseEncoder
 from ingest.embedding.sentence_transformers_embedder import SentenceTransformerEmbedder
 from ingest.errors import ConfigurationError
 from ingest.index.port import VectorIndex
-from ingest.index.qdrant_edge_index import QdrantEdgeIndex
+from ingest.index.qdrant_edge_index import HybridConfig, QdrantEdgeIndex
 from ingest.index.swap import AtomicSwapIndex
 from ingest.keys.sealed import SealedBlobStore, SealedIndex
 from ingest.parsing.isolated import IsolatedParser
@@ -26,6 +26,8 @@ from ingest.parsing.unstructured_parser import UnstructuredParser
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ingest.index.qdrant_client_index import ClusterConfig
     from ingest.parsing.port import Parser
 
@@ -68,12 +70,18 @@ def make_index(settings: Settings, dim: int) -> VectorIndex:
         from ingest.index.qdrant_client_index import QdrantClientIndex  # lazy: qdrant-client, cluster only
 
         return QdrantClientIndex(dim, cluster_config(cfg))
+    return edge_index(cfg, settings.index_dir, dim)
+
+
+def edge_index(cfg: IndexSettings, path: Path, dim: int, hybrid: HybridConfig | None = None) -> QdrantEdgeIndex:
+    """A Qdrant Edge index at ``path`` (not yet opened) with the configured graph and search settings."""
     return QdrantEdgeIndex(
-        settings.index_dir,
+        path,
         dim,
         hnsw_m=cfg.hnsw_m,
         ef_construct=cfg.hnsw_ef_construct,
         hnsw_ef=cfg.hnsw_ef,
+        hybrid=hybrid,
         full_scan_kb=cfg.full_scan_kb,
         search_threads=cfg.search_threads,
     )

@@ -35,6 +35,7 @@ from ingest.index.qdrant_edge_index import HybridConfig, QdrantEdgeIndex
 from ingest.parsing.port import ParsedDocument
 from ingest.parsing.sniff import TEXT
 from ingest.parsing.unstructured_parser import parse_text
+from ingest.runtime import edge_index
 from service.evaluation.datasets import CorpusDocument, EvalDataset
 
 log = logging.getLogger(__name__)
@@ -102,16 +103,7 @@ def open_eval_index(
     sparse = sparse or QdrantBm25Encoder()
     directory = settings.data_dir / "eval" / f"{dataset.name}-{fingerprint(dataset, settings, embedder, sparse)}"
     manifest = directory / "manifest.json"
-    index = QdrantEdgeIndex(
-        directory / "index",
-        embedder.dim,
-        hnsw_m=settings.index.hnsw_m,
-        ef_construct=settings.index.hnsw_ef_construct,
-        hnsw_ef=settings.index.hnsw_ef,
-        hybrid=hybrid,
-        full_scan_kb=settings.index.full_scan_kb,
-        search_threads=settings.index.search_threads,
-    )
+    index = edge_index(settings.index, directory / "index", embedder.dim, hybrid)
     if manifest.is_file():
         index.warm_up()
         build_graph_if_due(index)  # searched as production's worker leaves an index (also one built before it did)
