@@ -21,8 +21,6 @@ timed steps inside it, so the steps add up to the search, within the timers' own
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import shutil
 import time
 from collections import Counter, defaultdict
@@ -31,13 +29,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
 
 import psutil
 from sqlmodel import col, select
 
 from bench.common import format_table, real_queries, say, write_json
-from bench.query import bare_factory, principal_access, product_factory
+from bench.loadgen import WorkerFactory
+from bench.query import bare_factory, http_factory, principal_access, product_factory
 from bench.server import UNTHROTTLED, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
 from ingest.runtime import build_components
@@ -53,40 +51,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def http_search(url: str, key: str, queries: Sequence[str]) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A search over one kept-alive connection, and a reset (uvicorn closes a connection idle for 5 s)."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    bodies = [json.dumps({"query": q, "k": 10}).encode() for q in queries]
-
-    def search(i: int) -> None:
-        conn.request("POST", "/v1/search", body=bodies[i % len(bodies)], headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"/v1/search answered {resp.status}: {data[:200]!r}")
-
-    return search, conn.close
-
-
 def cpu_seconds(process: psutil.Process) -> float:
     t = process.cpu_times()
     return float(t.user + t.system)
 
 
 def sequential(
-    loops: dict[str, Callable[[int], Any]], server: psutil.Process, n: int, rounds: int, before: Callable[[], None]
+    loops: dict[str, WorkerFactory], server: psutil.Process, n: int, rounds: int
 ) -> dict[str, dict[str, float]]:
-    """Per loop: wall ms per search, and CPU ms per search of this process and of the server."""
+    """Per loop: wall ms per search, and CPU ms per search of this process and of the server. Each turn of a loop
+    makes its request function anew (HTTP: a new connection, as uvicorn closes one idle for 5 s)."""
     me = psutil.Process()
     spent: dict[str, dict[str, float]] = {name: defaultdict(float) for name in loops}
     for r in range(rounds):
-        for name, loop in loops.items():
-            before()
+        for name, factory in loops.items():
+            request = factory(0)
             wall0, mine0, srv0 = time.perf_counter(), cpu_seconds(me), cpu_seconds(server)
             for i in range(n):
-                loop(r * n + i)
+                request(r * n + i)
             spent[name]["wall"] += time.perf_counter() - wall0
             spent[name]["bench"] += cpu_seconds(me) - mine0
             spent[name]["server"] += cpu_seconds(server) - srv0
@@ -176,21 +158,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         # the search path never generates: the local generator is built, not started
         state = build_state(settings, start_worker=False, components=components, generator=make_generator(settings))
         access = principal_access(copy, components, keys)
-        bare = bare_factory(components.embedder, components.sparse, components.index, access, queries, 10, "hybrid")(0)
-        product = product_factory(state, keys.query_key, queries, 10, "hybrid")(0)
+        bare = bare_factory(components.embedder, components.sparse, components.index, access, queries, 10, "hybrid")
+        product = product_factory(state, keys.query_key, queries, 10, "hybrid")
         with ServeProcess(args.data, keys, UNTHROTTLED) as srv:
             assert srv.pid is not None
-            search, reset = http_search(srv.url, keys.query_key, queries)
-            loops = {"bare": bare, "product": product, "http": search}
-            for i in range(len(queries)):  # first-call costs (term counts, key cache) out of the measurement
-                for loop in loops.values():
-                    loop(i)
+            loops = {
+                "bare": bare,
+                "product": product,
+                "http": http_factory(srv.url, srv.headers(), queries, 10, "hybrid"),
+            }
+            for factory in loops.values():  # first-call costs (term counts, key cache) out of the measurement
+                request = factory(0)
+                for i in range(len(queries)):
+                    request(i)
             say(f"{args.rounds} rounds of {args.requests} searches per loop, one at a time")
-            per_search = sequential(loops, psutil.Process(srv.pid), args.requests, args.rounds, reset)
+            per_search = sequential(loops, psutil.Process(srv.pid), args.requests, args.rounds)
         with timed_steps(state) as (spent, counted):
             started = time.perf_counter()
+            request = product(0)
             for i in range(args.requests * args.rounds):
-                product(i)
+                request(i)
             total = time.perf_counter() - started
         after_wait = lookup_after_wait(state, args.requests)
         state.close()
