@@ -5,7 +5,8 @@ each pool size in turn (``ENCLAVE_INDEX__SEARCH_THREADS``) and measures, with th
 and the 200 real questions embedded beforehand (index search only, hybrid, k = 10):
 
 - one search at a time: ms per search (median and mean);
-- 4 and 16 threads searching at once: searches per second.
+- 4 and 16 threads searching at once: searches per second
+(each a closed loop of ``--seconds``, bench/loadgen.py).
 
     .venv/bin/python -m bench.query --sizes 100k --no-quantized    # builds /tmp/enclave-bench/query/100k
     .venv/bin/python -m bench.search_threads --data /tmp/enclave-bench/query/100k/data
@@ -17,13 +18,12 @@ import argparse
 import os
 import shutil
 import statistics
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.common import format_table, real_queries, say, write_json
+from bench.loadgen import Request, WorkerFactory, run_closed_loop
 from bench.server import READER_GROUPS
 from ingest.config import IndexSettings, Settings
 from ingest.index.port import AccessFilter, SparseVector, VectorIndex
@@ -35,8 +35,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=Path("/tmp/enclave-bench/query/100k/data"))
     p.add_argument("--pools", default=f"1,{os.cpu_count() or 1}", help="search pool sizes to compare")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--searches", type=int, default=400, help="one-at-a-time searches per pool size and round")
-    p.add_argument("--seconds", type=float, default=5.0, help="per concurrent run")
+    p.add_argument("--seconds", type=float, default=4.0, help="per run: one at a time, 4 at once, 16 at once")
     p.add_argument("--name", default="search-threads")
     return p.parse_args(argv)
 
@@ -44,35 +43,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 Query = tuple[list[float], SparseVector]
 
 
-def one_at_a_time(index: VectorIndex, queries: Sequence[Query], access: AccessFilter, n: int) -> list[float]:
-    times = []
-    for i in range(n):
-        dense, sparse = queries[i % len(queries)]
-        started = time.perf_counter()
-        index.search(dense, sparse, access, 10, "hybrid", best_dense=False)
-        times.append(time.perf_counter() - started)
-    return times
+def searches(index: VectorIndex, queries: Sequence[Query], access: AccessFilter) -> WorkerFactory:
+    """Index searches only (hybrid, k = 10), each client starting at its own place in the questions."""
 
-
-def at_once(index: VectorIndex, queries: Sequence[Query], access: AccessFilter, threads: int, seconds: float) -> float:
-    done = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def run(k: int) -> None:
-        i = k * 7
-        while time.perf_counter() < stop:
-            dense, sparse = queries[i % len(queries)]
+    def make(client: int) -> Request:
+        def request(i: int) -> str:
+            dense, sparse = queries[(i + client * 7) % len(queries)]
             index.search(dense, sparse, access, 10, "hybrid", best_dense=False)
-            done[k] += 1
-            i += 1
+            return "search"
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(done) / (time.perf_counter() - started)
+        return request
+
+    return make
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -94,20 +76,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     if not queries:
                         embed, terms = components.embedder.embed_query, components.sparse.embed_query
                         queries = [(embed(q), terms(q)) for q in real_queries(n=200)]
-                    one_at_a_time(components.index, queries, access, len(queries))  # warm: term counts, pages
-                    times[pool] += one_at_a_time(components.index, queries, access, args.searches)
+                    factory = searches(components.index, queries, access)
+                    warm = factory(0)
+                    for i in range(len(queries)):  # term counts, pages
+                        warm(i)
+                    times[pool] += run_closed_loop(factory, 1, args.seconds, warmup=0).latencies_ms["search"]
                     for threads in (4, 16):
-                        rates[pool][threads].append(at_once(components.index, queries, access, threads, args.seconds))
+                        rates[pool][threads].append(
+                            run_closed_loop(factory, threads, args.seconds, warmup=0).throughput
+                        )
                 finally:
                     components.close()
-                say(f"  round {r + 1}, pool {pool}: {statistics.median(times[pool]) * 1000:.2f} ms median so far")
+                say(f"  round {r + 1}, pool {pool}: {statistics.median(times[pool]):.2f} ms median so far")
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     rows = [
         [
             pool,
-            round(statistics.median(times[pool]) * 1000, 3),
-            round(statistics.fmean(times[pool]) * 1000, 3),
+            round(statistics.median(times[pool]), 3),
+            round(statistics.fmean(times[pool]), 3),
             round(statistics.fmean(rates[pool][4]), 1),
             round(statistics.fmean(rates[pool][16]), 1),
         ]
