@@ -5,6 +5,8 @@ check. No timings are asserted."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,7 @@ from bench import synthetic
 from bench.answer import sse_events
 from bench.audit_check import compare
 from bench.common import Source, format_table, human, parse_sizes, percentiles, sample_chunks
+from bench.heldout import clustered_bootstrap, query_bootstrap, sampling_spread, split_halves
 from bench.indexstats import recall_at_k
 from bench.load import parse_roles
 from bench.loadgen import RequestFailed, run_closed_loop
@@ -107,6 +110,26 @@ def test_the_load_generators_client_keeps_its_connection_and_counts_refusals() -
     assert [b["query"] for b in bodies] == ["a", "b", "fail", "close", "c", "a"]
     assert all(b["k"] == 7 and b["mode"] == "dense" for b in bodies)
     assert len(set(ports[:4])) == 1 and ports[4] != ports[3]  # kept alive until the server closed it
+
+
+def test_held_out_spreads_resample_whole_contracts() -> None:
+    # questions about one contract succeed or fail together: resampling contracts must show it
+    together = {"a": [1.0] * 10, "b": [0.0] * 10}
+    boot = clustered_bootstrap(together, rounds=4000)
+    one_by_one = statistics.pstdev(query_bootstrap([v for vs in together.values() for v in vs], 4000, seed=1))
+    assert boot["mean"] == 0.5 and boot["se"] == pytest.approx(0.354, abs=0.02) and boot["se"] > 2.5 * one_by_one
+    assert (boot["low"], boot["high"]) == (0.0, 1.0)
+    alike = {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.5]}
+    assert clustered_bootstrap(alike, rounds=200)["se"] == 0.0
+    apart = split_halves({"a": [1.0], "b": [0.0]}, rounds=50)  # every split: +1 or -1
+    assert apart["share_over_allowed"] == 1.0 and apart["sd"] == pytest.approx(1.0, abs=0.05)
+    assert split_halves(alike, rounds=50) == {"sd": 0.0, "share_over_allowed": 0.0}
+    spread = sampling_spread(0.02, dev_clusters=87, heldout_clusters=4 * 87)
+    assert spread["se_heldout"] == pytest.approx(0.01)
+    assert spread["sd"] == pytest.approx(math.hypot(0.02, 0.01))
+    assert spread["chance_over_allowed"] == pytest.approx(0.0898, abs=0.001)  # P(Z > 0.03 / 0.02236)
+    with pytest.raises(ValueError):
+        split_halves({"a": [1.0]}, rounds=5)
 
 
 def test_roles_interleave_and_unknown_roles_are_refused() -> None:
