@@ -44,9 +44,9 @@ from ingest.backup.snapshot import (
 from ingest.config import Settings
 from ingest.erasure import checkpoint_wal
 from ingest.index.port import VectorIndex
-from ingest.index.qdrant_edge_index import QdrantEdgeIndex
 from ingest.keys.keyring import KeyRing
 from ingest.keys.local_keyfile import LocalKeyFile
+from ingest.runtime import edge_index
 from ingest.store.compliance_models import DataKey
 from ingest.store.db import create_schema, make_engine, session_scope
 from ingest.store.migrate import upgrade
@@ -445,7 +445,7 @@ def _purge_index(settings: Settings, engine: Engine, dim: int, erased: dict[str,
     """Delete the points of erased documents and of any document without chunk rows; vacuum. Returns orphans removed."""
     with Session(engine) as session:  # a document whose rows did not commit before the cut: its job re-runs
         rows = set(session.exec(select(Chunk.document_id).distinct()).all())
-    index = QdrantEdgeIndex(settings.index_dir, dim)
+    index = edge_index(settings.index, settings.index_dir, dim)  # its graph is rebuilt: with the site's settings
     index.warm_up()
     try:
         indexed = _indexed_documents(index)

@@ -12,10 +12,10 @@ from rich.progress import Progress
 
 from ingest.compliance import build_compliance
 from ingest.config import get_settings
-from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy
+from ingest.index.qdrant_edge_index import is_legacy
 from ingest.keys.sealed import SealedIndex
 from ingest.rebuild import rebuild_index
-from ingest.runtime import build_components, cluster_config
+from ingest.runtime import build_components, cluster_config, edge_index
 from ingest.store.db import create_schema, make_engine
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def upgrade() -> None:
     engine = make_engine(settings.resolved_database_url)
     try:
         create_schema(engine)
-        edge = QdrantEdgeIndex(settings.index_dir, dim)
+        edge = edge_index(settings.index, settings.index_dir, dim)
         index = SealedIndex(edge, build_compliance(settings, engine).keyring)
         index.warm_up()  # upgrades it
         points = edge.points()

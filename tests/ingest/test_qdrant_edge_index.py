@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import qdrant_edge as qe
+from typer.testing import CliRunner
 
 from ingest.config import IndexSettings, Settings
 from ingest.embedding.bm25_encoder import QdrantBm25Encoder
@@ -17,6 +18,7 @@ from ingest.index.port import AccessFilter, ChunkRecord, VectorIndex
 from ingest.index.qdrant_edge_index import QdrantEdgeIndex, is_legacy, payload_of
 from ingest.keys.terms import key_vector, term_key
 from ingest.runtime import make_index
+from tests.conftest import make_settings
 from tests.ingest.index_contract import IndexContract, Reopen, fill, record
 
 BM25 = QdrantBm25Encoder()
@@ -87,6 +89,25 @@ def test_an_index_of_the_earlier_format_is_upgraded_in_place_with_keyed_term_ids
     finally:
         index.close()
     assert not path.with_name("index.upgrading").exists() and not path.with_name("index.upgraded").exists()
+
+
+def test_enclave_index_upgrade_rewrites_the_index_with_the_sites_settings(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.cli.index
+    from service.cli import app
+
+    settings = make_settings(tmp_path / "site", index=IndexSettings(hnsw_m=24, hnsw_ef_construct=64, search_threads=2))
+    _legacy_shard(settings.index_dir, embedder, [record(1, "law"), record(2, "pay")])
+    monkeypatch.setattr(service.cli.index, "get_settings", lambda: settings)
+    result = CliRunner().invoke(app, ["index", "upgrade"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0 and "upgraded the embedded index" in result.output, result.output
+    stored = json.loads((settings.index_dir / "edge_config.json").read_text())
+    assert (stored["hnsw_config"]["m"], stored["hnsw_config"]["ef_construct"], stored["max_search_threads"]) == (
+        24,
+        64,
+        2,
+    )
 
 
 def test_an_upgrade_that_stopped_half_way_starts_over_from_the_intact_old_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

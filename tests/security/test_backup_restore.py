@@ -8,6 +8,7 @@ scanned for in every byte of the data directory and of a plain dump of the resto
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from ingest.backup.archive import ArchiveInvalid, BackupKeyWrong, backup_key, wr
 from ingest.backup.postgres_dump import enclave_tables, libpq_target, tool_path
 from ingest.backup.restore import restore, verify_archive
 from ingest.backup.snapshot import BackupRefused, take_backup
-from ingest.config import Settings
+from ingest.config import IndexSettings, Settings
 from ingest.erasure import erase_document
 from ingest.index.port import AccessFilter
 from ingest.keys.keyring import document_key_id
@@ -246,6 +247,28 @@ def test_erasure_after_backup_survives_restore(  # type: ignore[no-untyped-def]
         restored.close()
     ledger = target.backup.erasure_ledger
     assert ledger is not None and CANARY.encode() not in ledger.read_bytes()
+
+
+def test_restore_rebuilds_the_index_with_the_sites_index_settings(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, parser
+) -> None:
+    """Restore re-opens the index to purge erased points and rebuild its graph: with the site's own graph
+    and search settings, not the library's (an index restored on defaults would keep them on disk)."""
+    tuned = {"hnsw_m": 24, "hnsw_ef_construct": 64, "search_threads": 2}
+    source = _settings(tmp_path, "data").model_copy(update={"index": IndexSettings(**tuned)})
+    components = build_components(source, embedder=embedder, parser=parser)
+    try:
+        upload = docs.Upload(filename="keep.txt", data=KEEP.encode(), tenant="default", collection="default")
+        docs.submit(components, upload)
+        drain(components)
+        archive = _backup(components, tmp_path / "site.enclave-backup")
+    finally:
+        components.close()
+    target = _settings(tmp_path, "restored").model_copy(update={"index": IndexSettings(**tuned)})
+    restore(target, archive, backup_key(target))
+    stored = json.loads((target.index_dir / "edge_config.json").read_text())
+    assert (stored["hnsw_config"]["m"], stored["hnsw_config"]["ef_construct"]) == (24, 64)
+    assert stored["max_search_threads"] == 2
 
 
 def test_backup_needs_an_erasure_ledger(tmp_path: Path, embedder, parser) -> None:  # type: ignore[no-untyped-def]
