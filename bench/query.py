@@ -98,6 +98,15 @@ def bare_factory(
     return make
 
 
+def search_state(components: Components) -> Any:
+    """The service's state over ``components`` for the search path: no ingest worker, and the local generator
+    built but not started (a search never generates)."""
+    from service.state import build_state, make_generator  # lazy: the service side is loaded only for --product
+
+    settings = components.settings
+    return build_state(settings, start_worker=False, components=components, generator=make_generator(settings))
+
+
 def product_factory(state: Any, key: str, queries: Sequence[str], k: int, mode: str) -> WorkerFactory:
     """What ``POST /v1/search`` does beyond the bare loop, without HTTP: the bearer key authenticated, the policy
     asked, the route's own search (focus, audit record, snippets) and the response encoded to JSON, on the
@@ -330,11 +339,7 @@ def measure_loops(
         me = psutil.Process()
         cpu = {"bare": {"bench": me}, "http": {"server": psutil.Process(srv.pid), "client": me}}
         if args.product:
-            from service.state import build_state, make_generator  # lazy: as in product_factory
-
-            settings = components.settings
-            # the search path never generates: the local generator is built, not started
-            state = build_state(settings, start_worker=False, components=components, generator=make_generator(settings))
+            state = search_state(components)
             factories["product"] = product_factory(state, keys.query_key, queries, args.k, args.mode)
             cpu["product"] = {"bench": me}
             out["product"] = []
@@ -403,10 +408,15 @@ def per_million(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) -
     return out
 
 
+def by_clients(size: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    """The runs of loop ``name`` ("bare", "http", "product", "http_httpx") at one size, by client count."""
+    return {r["clients"]: r for r in size.get(name, [])}
+
+
 def latency_rows(sizes: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for s in sizes:
-        http = {r["clients"]: r for r in s.get("http", [])}
+        http = by_clients(s, "http")
         for bare in s["bare"]:
             h = http.get(bare["clients"], {})
             hl, hcpu, bcpu = (
@@ -439,8 +449,7 @@ def product_lines(sizes: list[dict[str, Any]]) -> list[str]:
     """Where HTTP/bare goes (``--product``): the route's own work in-process against the bare loop, then HTTP."""
     rows = []
     for s in sizes:
-        http = {r["clients"]: r for r in s.get("http", [])}
-        bare = {r["clients"]: r for r in s["bare"]}
+        http, bare = by_clients(s, "http"), by_clients(s, "bare")
         for p in s.get("product", []):
             c = p["clients"]
             b, h = bare.get(c, {}), http.get(c, {})
@@ -469,8 +478,7 @@ def httpx_lines(sizes: list[dict[str, Any]]) -> list[str]:
     """The same searches from an httpx load generator (``--client both``), next to the main client's."""
     rows = []
     for s in sizes:
-        main = {r["clients"]: r for r in s.get("http", [])}
-        bare = {r["clients"]: r for r in s["bare"]}
+        main, bare = by_clients(s, "http"), by_clients(s, "bare")
         for h in s.get("http_httpx", []):
             c = h["clients"]
             m = main.get(c, {})
@@ -515,7 +523,7 @@ def index_rows(sizes: list[dict[str, Any]], quantized: dict[str, Any] | None) ->
 
 def zip_clients(size: dict[str, Any], name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(run of ``name``, bare run) pairs of one size, by client count."""
-    bare = {r["clients"]: r for r in size["bare"]}
+    bare = by_clients(size, "bare")
     return [(r, bare[r["clients"]]) for r in size.get(name, []) if r["clients"] in bare]
 
 

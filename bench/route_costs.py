@@ -35,11 +35,11 @@ from sqlmodel import col, select
 
 from bench.common import format_table, real_queries, say, write_json
 from bench.loadgen import WorkerFactory
-from bench.query import bare_factory, http_factory, principal_access, product_factory
+from bench.query import bare_factory, http_factory, principal_access, product_factory, search_state
 from bench.server import UNTHROTTLED, Keys, ServeProcess, create_reader_key
 from ingest.config import Settings
 from ingest.runtime import build_components
-from service.state import AppState, build_state, make_generator
+from service.state import AppState
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -155,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         settings = Settings(data_dir=copy)
         components = build_components(settings)
-        # the search path never generates: the local generator is built, not started
-        state = build_state(settings, start_worker=False, components=components, generator=make_generator(settings))
+        state: AppState = search_state(components)
         access = principal_access(copy, components, keys)
         bare = bare_factory(components.embedder, components.sparse, components.index, access, queries, 10, "hybrid")
         product = product_factory(state, keys.query_key, queries, 10, "hybrid")
