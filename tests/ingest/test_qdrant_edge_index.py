@@ -103,11 +103,8 @@ def test_enclave_index_upgrade_rewrites_the_index_with_the_sites_settings(  # ty
     result = CliRunner().invoke(app, ["index", "upgrade"], env={"COLUMNS": "400"})
     assert result.exit_code == 0 and "upgraded the embedded index" in result.output, result.output
     stored = json.loads((settings.index_dir / "edge_config.json").read_text())
-    assert (stored["hnsw_config"]["m"], stored["hnsw_config"]["ef_construct"], stored["max_search_threads"]) == (
-        24,
-        64,
-        2,
-    )
+    graph = stored["hnsw_config"]
+    assert (graph["m"], graph["ef_construct"], stored["max_search_threads"]) == (24, 64, 2)
 
 
 def test_an_upgrade_that_stopped_half_way_starts_over_from_the_intact_old_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
